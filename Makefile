@@ -1,0 +1,32 @@
+# make demo: the whole thesis pipeline on the synthetic demo set; make test: the test suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: venv demo test bench clean-demo
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Every step, in the thesis's order. The demo audio is made only when audio/ holds no files.
+demo: venv
+	@if [ -z "$$(find audio -type f ! -name '.*' | head -n 1)" ]; then $(PY) make_demo_audio.py; \
+	else echo "audio/ already holds files: using them"; fi
+	$(PY) process_audio_into_spectrograms.py
+
+test: venv
+	$(PY) -m pytest tests
+
+bench: venv
+	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done
+
+# Remove everything the demo generated (keeps the placeholders).
+clean-demo:
+	git clean -fdX -- audio spectrograms minmax model singlesample interpolated_samples evaluation

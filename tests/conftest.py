@@ -1,0 +1,108 @@
+"""Shared test helpers: real audio written to disk, the scripts run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run_script(script: str, *args, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run a top-level script of the project in `cwd`, as a user would from a terminal."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("SEMANTIC_TIMBRE_DEBUG", None)
+    return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def plucked_note(frequency: float, sample_rate: int = 44100, seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    """A decaying harmonic tone with a noisy attack: a cheap, real stand-in for a guitar note."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    note = sum(np.sin(2 * np.pi * frequency * k * t + rng.uniform(0, 2 * np.pi)) / k ** 1.5
+               for k in range(1, 12) if frequency * k < sample_rate / 2)
+    note = note * np.exp(-3.0 * t)
+    note[: sample_rate // 100] += 0.3 * rng.standard_normal(sample_rate // 100)
+    return (0.5 * note / np.max(np.abs(note))).astype(np.float32)
+
+
+def write_audio(path: Path, audio: np.ndarray, sample_rate: int = 44100, subtype: str = "PCM_24") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, audio, sample_rate, subtype=subtype)
+    return path
+
+
+# Small effects for test data: each descriptor changes the note measurably, more at higher magnitude.
+def _apply_test_effect(note: np.ndarray, descriptor: str, magnitude: int) -> np.ndarray:
+    amount = magnitude / 100
+    if descriptor == "Crunch":
+        drive = 1 + 30 * amount
+        return (np.tanh(drive * note) / np.tanh(drive)).astype(np.float32)
+    if descriptor == "Dark":
+        kernel = np.ones(1 + int(20 * amount)) / (1 + int(20 * amount))
+        return np.convolve(note, kernel, mode="same").astype(np.float32)
+    if descriptor == "Fluttery":
+        t = np.arange(len(note)) / 44100
+        return (note * (1 - 0.8 * amount * (0.5 + 0.5 * np.sin(2 * np.pi * 9 * t)))).astype(np.float32)
+    raise ValueError(descriptor)
+
+
+TEST_DESCRIPTORS = ("Crunch", "Dark", "Fluttery")
+
+
+def make_audio_tree(root: Path, descriptors=TEST_DESCRIPTORS, magnitudes=(50, 100), frets=(0, 5, 12),
+                    clean=True) -> list[Path]:
+    """Write a small audio/ tree in the release layout (string 1) and return the files written."""
+    written = []
+    for fret in frets:
+        note = plucked_note(329.63 * 2 ** (fret / 12), seed=fret)
+        if clean:
+            written.append(write_audio(root / "ModulationFX" / "Fluttery" / "0" / f"1-{fret}.wav", note))
+        for descriptor in descriptors:
+            for magnitude in magnitudes:
+                path = root / "TestFX" / descriptor / str(magnitude) / f"1-{fret}.wav"
+                written.append(write_audio(path, _apply_test_effect(note, descriptor, magnitude)))
+    return written
+
+
+def make_processed_data(project: Path, **tree_options) -> Path:
+    """Write audio/, then spectrograms/ and minmax/min_max_values.pkl exactly as the thesis's
+    pre-processor does (computed here with the shared spectrogram maths, one file at a time)."""
+    from semantic_timbre import layout, safe_io, spectrogram
+
+    files = make_audio_tree(project / layout.AUDIO_DIR, **tree_options)
+    min_max = {}
+    for path in files:
+        note = layout.parse_audio_path(path, project / layout.AUDIO_DIR)
+        normalised, low, high = spectrogram.note_to_spectrogram(path)
+        np.save(project / layout.SPECTROGRAMS_DIR / note.spectrogram_name, normalised)
+        min_max[note.minmax_key] = {"min": low, "max": high}
+    safe_io.save_pickle_atomic(project / layout.MINMAX_DIR / layout.MINMAX_FILE_NAME, min_max)
+    return project
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """An empty project folder with the thesis's folders, for running the scripts in."""
+    for folder in ("audio", "spectrograms", "minmax", "model"):
+        (tmp_path / folder).mkdir()
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def processed_project(tmp_path_factory) -> Path:
+    """A project folder with a small real audio tree already pre-processed (read-only: copy it
+    before changing anything). 3 descriptors x 2 magnitudes x 3 pitches + 3 clean notes = 21."""
+    root = tmp_path_factory.mktemp("processed")
+    for folder in ("audio", "spectrograms", "minmax", "model"):
+        (root / folder).mkdir()
+    return make_processed_data(root)
