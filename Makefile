@@ -20,6 +20,16 @@ demo: venv
 	@if [ -z "$$(find audio -type f ! -name '.*' | head -n 1)" ]; then $(PY) make_demo_audio.py; \
 	else echo "audio/ already holds files: using them"; fi
 	$(PY) process_audio_into_spectrograms.py
+	$(PY) timbre_generation_vae.py
+	$(PY) train_timbre_generation_vae.py --preset demo
+	$(PY) visualise_latent_space.py
+	$(PY) visualise_latent_space.py -timbre
+	$(PY) visualise_latent_space.py -magnitude
+	$(PY) visualise_latent_space.py -pitch
+	$(PY) generate_single_sample.py Crunch 100 E4
+	$(PY) generate_timbre_interpolation.py Bright 100 E4 Dark 100 E4 5
+	$(PY) evaluate_timbre_generation_vae.py
+	$(PY) apply_timbre_descriptor.py audio/ModulationFX/Fluttery/0/1-5.wav Fuzz 75 -o singlesample/generated/A4_Fuzz75.wav
 
 test: venv
 	$(PY) -m pytest tests
