@@ -106,3 +106,27 @@ def processed_project(tmp_path_factory) -> Path:
     for folder in ("audio", "spectrograms", "minmax", "model"):
         (root / folder).mkdir()
     return make_processed_data(root)
+
+
+@pytest.fixture(scope="session")
+def trained_project(processed_project, tmp_path_factory) -> Path:
+    """processed_project plus model/ holding a tiny VAE trained a few epochs on its 21 spectrograms
+    (the thesis's kernels and strides, 8 filters per layer, latent size 8; read-only: copy it)."""
+    import shutil
+
+    import keras
+
+    from semantic_timbre import layout, processed_data
+    from semantic_timbre.vae import VAE
+
+    root = tmp_path_factory.mktemp("trained") / "project"
+    shutil.copytree(processed_project, root)
+    notes = processed_data.require_spectrograms(root / layout.SPECTROGRAMS_DIR)
+    spectrograms = np.stack([processed_data.load_spectrogram(root / layout.SPECTROGRAMS_DIR / note.spectrogram_name)
+                             for note in notes])
+    keras.utils.set_random_seed(0)
+    vae = VAE((512, 64, 1), (8, 8, 8, 8, 8), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 8, seed=0)
+    vae.compile(learning_rate=0.002)
+    vae.train(spectrograms, batch_size=8, num_epochs=5, verbose=0)
+    vae.save(root / layout.MODEL_DIR)
+    return root

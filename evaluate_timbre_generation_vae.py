@@ -1,0 +1,147 @@
+"""Measure a trained timbre VAE: reconstruction quality on held-out notes, the latent-space
+study's metrics, a cross-validated descriptor classifier and descriptor-transfer recognition.
+
+Writes evaluation/report.json, evaluation/report.md and PNG plots beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from semantic_timbre import layout
+from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
+
+VALIDATION_SPLIT_FILE = "validation_split.json"
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
+    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
+                        help="processed spectrograms (default: spectrograms)")
+    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
+    parser.add_argument("--output-dir", default="evaluation", help="where the report goes (default: evaluation)")
+    parser.add_argument("--held-out-fraction", type=float, default=0.2,
+                        help="fraction of notes, drawn at random with --seed, to measure reconstruction on "
+                             "(default: 0.2; ignored when a split file is used)")
+    parser.add_argument("--held-out-list", metavar="FILE",
+                        help="text file of spectrogram names (one a line) or JSON list to measure "
+                             "reconstruction on, instead of a random draw")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the held-out draw, the cross-validation folds and Griffin-Lim (default: 0)")
+    parser.add_argument("--max-notes", type=int, metavar="N",
+                        help="encode at most N notes, drawn at random with --seed (default: all)")
+    parser.add_argument("--griffin-lim-iters", type=int, default=32,
+                        help="Griffin-Lim iterations for the spectral-convergence measurement (default: 32)")
+    parser.add_argument("--inverted-notes", type=int, default=50,
+                        help="how many held-out notes to invert to audio for spectral convergence (default: 50)")
+    parser.add_argument("--transfer-magnitude", type=float, default=100,
+                        help="magnitude of the descriptors applied for the transfer-recognition figure (default: 100)")
+    parser.add_argument("--transfer-clean-notes", type=int, default=12,
+                        help="how many clean notes receive each descriptor for that figure (default: 12)")
+    parser.add_argument("--batch-size", type=int, default=64, help="encoding batch size (default: 64)")
+    arguments = parser.parse_args(argv)
+    if not 0 <= arguments.held_out_fraction <= 1:
+        raise UserError(f"--held-out-fraction {arguments.held_out_fraction} is outside 0..1")
+    for name in ("max_notes", "griffin_lim_iters", "inverted_notes", "transfer_clean_notes", "batch_size"):
+        value = getattr(arguments, name)
+        if value is not None and value < (0 if name == "inverted_notes" else 1):
+            raise UserError(f"--{name.replace('_', '-')} must be a positive whole number, got {value}")
+    if not 0 <= arguments.transfer_magnitude <= 100:
+        raise UserError(f"--transfer-magnitude {arguments.transfer_magnitude:g} is outside 0..100")
+    return arguments
+
+
+def read_name_list(path: Path) -> list[str]:
+    """Spectrogram names from a JSON list, a JSON object with a list under 'validation' or
+    'held_out', or a text file with one name a line."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read the held-out list {path} ({error})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = [line.strip() for line in text.splitlines() if line.strip()]
+    if isinstance(data, dict):
+        data = next((data[key] for key in ("validation", "held_out", "validation_names") if key in data), None)
+    if not isinstance(data, list) or not all(isinstance(name, str) for name in data):
+        raise UserError(f"{path} is not a list of spectrogram names (a JSON list, or one name a line)")
+    return [Path(name).name for name in data]
+
+
+def choose_held_out(arguments, notes) -> tuple[list[str], str]:
+    from semantic_timbre.evaluation import held_out_split
+
+    names = [note.spectrogram_name for note in notes]
+    split_file = Path(arguments.model_dir) / VALIDATION_SPLIT_FILE
+    if arguments.held_out_list:
+        chosen, source = read_name_list(Path(arguments.held_out_list)), f"the names listed in {arguments.held_out_list}"
+    elif split_file.is_file():
+        chosen, source = read_name_list(split_file), f"the validation notes the training left out ({split_file})"
+    else:
+        chosen = held_out_split(names, arguments.held_out_fraction, arguments.seed)
+        return chosen, (f"a random {arguments.held_out_fraction:g} of the notes drawn with seed {arguments.seed}; "
+                        f"they are only truly held out if the model was trained without them")
+    present = sorted(set(chosen) & set(names))
+    if chosen and not present:
+        raise UserError(f"none of the notes in {source} is among the spectrograms encoded")
+    return present, f"{len(present)} notes: {source}"
+
+
+def main(argv=None) -> int:
+    arguments = parse_arguments(argv)
+    quiet_tensorflow()
+    from semantic_timbre import evaluation, processed_data
+
+    notes = processed_data.require_spectrograms(arguments.spectrograms_dir)
+    min_max = processed_data.load_min_max(arguments.minmax_dir)
+    if arguments.max_notes is not None and len(notes) > arguments.max_notes:
+        chosen = np.random.default_rng(arguments.seed).choice(len(notes), arguments.max_notes, replace=False)
+        notes = [notes[index] for index in sorted(chosen)]
+    for note in notes:
+        processed_data.min_max_of(min_max, note)  # fail now, not after minutes of work
+    held_out, split = choose_held_out(arguments, notes)
+    from semantic_timbre.vae import VAE
+
+    vae = VAE.load(arguments.model_dir)
+
+    results, _ = evaluation.evaluate_model(
+        vae, notes, arguments.spectrograms_dir, min_max, held_out, seed=arguments.seed,
+        griffin_lim_iterations=arguments.griffin_lim_iters, max_inverted_notes=arguments.inverted_notes,
+        transfer_magnitude=arguments.transfer_magnitude, transfer_clean_notes=arguments.transfer_clean_notes,
+        batch_size=arguments.batch_size)
+    effected = [note for note in notes if not note.is_clean]
+    run = {
+        "model_dir": str(arguments.model_dir),
+        "spectrograms_dir": str(arguments.spectrograms_dir),
+        "notes": len(notes),
+        "non_clean_notes": len(effected),
+        "descriptors": sorted({note.descriptor for note in effected}),
+        "magnitudes": sorted({note.magnitude for note in notes}),
+        "pitches": len({note.pitch for note in notes}),
+        "held_out_notes": len(held_out),
+        "split": split,
+        "seed": arguments.seed,
+        "latent_code": "mu (the encoder's mean)",
+    }
+    report = evaluation.write_evaluation(arguments.output_dir, results, run)
+    output = Path(arguments.output_dir)
+    print(f"wrote {output / 'report.json'} and {output / 'report.md'}")
+    for key, entry in report.items():
+        if key == "run":
+            continue
+        value = "null" if entry["value"] is None else f"{entry['value']:.4g}"
+        extra = f" (chance {entry['chance_level']:.3g})" if entry.get("chance_level") is not None else ""
+        extra += f" ({entry['reason']})" if entry.get("reason") else ""
+        print(f"  {key}: {value}{extra}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,61 @@
+"""Turn every note under audio/ into the thesis's spectrogram and its min/max.
+
+With no arguments it does what the thesis's script did: spectrograms/<DESCRIPTOR>X<MAGNITUDE>X
+<file name>.npy (float32, 512 x 64, normalised to [0, 1]) and minmax/min_max_values.pkl. It runs
+on every core, skips notes already processed, and skips (and lists) files it cannot process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from semantic_timbre import layout
+from semantic_timbre.cli import UserError, run_main
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Turn the notes under audio/ into spectrograms/*.npy and minmax/min_max_values.pkl, "
+                    "as the thesis did.")
+    parser.add_argument("--audio-dir", default=layout.AUDIO_DIR,
+                        help="audio folder in the release layout (default audio)")
+    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
+                        help="where to write the spectrograms (default spectrograms)")
+    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR,
+                        help=f"where to write {layout.MINMAX_FILE_NAME} (default minmax)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="worker processes (default: every core; 1 runs one file after another)")
+    parser.add_argument("--force", action="store_true",
+                        help="re-process notes that are already processed")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no notices")
+    arguments = parser.parse_args(argv)
+    if arguments.jobs is not None and arguments.jobs < 1:
+        parser.error("--jobs must be 1 or more")
+    return arguments
+
+
+def main(argv=None) -> int:
+    from semantic_timbre import preprocessing
+
+    arguments = parse_arguments(argv)
+    notice = (lambda line: None) if arguments.quiet else print
+    minmax_file = f"{arguments.minmax_dir}/{layout.MINMAX_FILE_NAME}"
+    try:
+        summary = preprocessing.process_audio_folder(
+            arguments.audio_dir, arguments.spectrograms_dir, arguments.minmax_dir, jobs=arguments.jobs,
+            force=arguments.force, progress=not arguments.quiet, notice=notice)
+    except preprocessing.PreprocessingInterrupted as interrupted:
+        print(f"interrupted: saved {len(interrupted.summary.processed)} note(s) processed so far and "
+              f"their min/max; run again to process the rest", file=sys.stderr)
+        return 130
+    for line in summary.lines(arguments.spectrograms_dir, minmax_file):
+        print(line)
+    if not summary.processed and not summary.skipped:
+        raise UserError(f"none of the {len(summary.failed)} audio file(s) could be processed (reasons "
+                        f"above); {layout.REAL_DATA_HINT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,273 @@
+"""Descriptor directions in latent space: measuring them, caching them beside the model, and
+moving a note along them.
+
+A descriptor's direction at a magnitude is the mean latent code (mu) of that descriptor's notes
+at that magnitude minus the mean latent code of the clean notes (magnitude 0). Adding it to a
+note's code and decoding applies the descriptor to the note.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import layout, safe_io
+from .cli import UserError
+
+DIRECTIONS_FILE_NAME = "descriptor_directions.npz"
+FINGERPRINT_FILE_NAME = "descriptor_directions.json"
+_CACHE_FORMAT = 1
+
+
+class DescriptorRequestError(UserError):
+    """A descriptor or magnitude that the data set (or the processed data) does not offer."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Directions (plain arrays)
+
+
+def descriptor_directions(codes: np.ndarray, descriptors, magnitudes) -> dict[str, dict[int, np.ndarray]]:
+    """Return {descriptor: {magnitude: direction}} from latent codes and their labels.
+
+    direction = mean code of the descriptor's notes at the magnitude - mean code of all clean
+    notes (magnitude 0, whatever their descriptor label).
+
+    Raises
+    ------
+    DescriptorRequestError
+        If there is no clean note, or no note with a magnitude above 0.
+    """
+    codes = np.asarray(codes, dtype=np.float64)
+    descriptors, magnitudes = np.asarray(descriptors), np.asarray(magnitudes)
+    clean = magnitudes == 0
+    if not clean.any():
+        raise DescriptorRequestError(
+            "the processed data holds no clean notes (magnitude 0, e.g. Fluttery/0/): descriptor "
+            "directions are measured from them; add them to audio/ and re-run the pre-processor")
+    if clean.all():
+        raise DescriptorRequestError("the processed data holds only clean notes: no descriptor to apply")
+    clean_mean = codes[clean].mean(axis=0)
+    directions: dict[str, dict[int, np.ndarray]] = {}
+    for descriptor in np.unique(descriptors[~clean]):
+        mine = (descriptors == descriptor) & ~clean
+        directions[str(descriptor)] = {
+            int(magnitude): (codes[mine & (magnitudes == magnitude)].mean(axis=0) - clean_mean).astype(np.float32)
+            for magnitude in np.unique(magnitudes[mine])
+        }
+    return directions
+
+
+def check_request(descriptor: str, magnitude: float) -> None:
+    """Refuse a descriptor that is not one of the 19, or a magnitude outside 0..100."""
+    if descriptor not in layout.DESCRIPTORS:
+        raise DescriptorRequestError(
+            f"'{descriptor}' is not a descriptor; choose one of {', '.join(layout.DESCRIPTORS)}")
+    if not (np.isfinite(magnitude) and 0 <= magnitude <= 100):
+        raise DescriptorRequestError(f"magnitude {magnitude:g} is outside 0..100; choose a number from 0 "
+                                     f"(clean) to 100 (strongest)")
+
+
+def direction_at(directions: dict[str, dict[int, np.ndarray]], descriptor: str, magnitude: float) -> np.ndarray:
+    """Return the latent shift that applies `descriptor` at `magnitude` (0..100).
+
+    Magnitudes the data has give their own direction; 0 gives the zero vector (clean, no change).
+    A magnitude between two available ones (0 counting as available, with the zero vector) is the
+    linear interpolation of their directions, e.g. 60 with data at 50 and 75 is 0.6 x d50 + 0.4 x d75.
+    Above the largest available magnitude the direction is clamped to the largest one (never
+    extrapolated past what the data shows).
+
+    Raises
+    ------
+    DescriptorRequestError
+        For a descriptor outside the 19, a magnitude outside 0..100, or a descriptor absent from
+        the processed data (the message lists those present).
+    """
+    check_request(descriptor, magnitude)
+    if descriptor not in directions:
+        raise DescriptorRequestError(
+            f"the processed data has no notes of {descriptor} above magnitude 0; choose one of "
+            f"{', '.join(sorted(directions))}")
+    available = directions[descriptor]
+    dimension = len(next(iter(available.values())))
+    points = {0: np.zeros(dimension, dtype=np.float32), **available}
+    known = np.array(sorted(points))
+    if magnitude >= known[-1]:
+        return np.asarray(points[int(known[-1])], dtype=np.float32)
+    upper = int(known[np.searchsorted(known, magnitude, side="right")])
+    lower = int(known[np.searchsorted(known, magnitude, side="right") - 1])
+    weight = (magnitude - lower) / (upper - lower)
+    return ((1 - weight) * points[lower] + weight * points[upper]).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache beside the model
+
+
+def _file_stamp(path: Path, with_hash: bool) -> dict | None:
+    if not path.is_file():
+        return None
+    status = path.stat()
+    stamp = {"size": status.st_size, "mtime_ns": status.st_mtime_ns}
+    if with_hash:
+        digest = hashlib.sha1()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        stamp["sha1"] = digest.hexdigest()
+    return stamp
+
+
+def data_fingerprint(model_dir, spectrograms_dir, minmax_dir) -> dict:
+    """What the cached directions depend on: the model's files and the processed data's names and stamps.
+
+    Model files are hashed (sha1) as well as stamped; spectrograms by sorted name, size and mtime.
+    """
+    model_dir, spectrograms_dir = Path(model_dir), Path(spectrograms_dir)
+    model = {name: _file_stamp(model_dir / name, with_hash=True)
+             for name in ("weights.h5", "parameters.json", "parameters.pkl")}
+    digest = hashlib.sha1()
+    names = sorted(note.spectrogram_name for note in layout.list_spectrograms(spectrograms_dir))
+    for name in names:
+        status = (spectrograms_dir / name).stat()
+        digest.update(f"{name}\t{status.st_size}\t{status.st_mtime_ns}\n".encode())
+    return {
+        "format": _CACHE_FORMAT,
+        "latent_code": "mu",
+        "model": model,
+        "spectrograms": {"count": len(names), "sha1_of_names_sizes_mtimes": digest.hexdigest()},
+        "min_max": _file_stamp(Path(minmax_dir) / layout.MINMAX_FILE_NAME, with_hash=False),
+    }
+
+
+def save_directions(model_dir, directions: dict[str, dict[int, np.ndarray]], fingerprint: dict) -> None:
+    """Write the directions (npz, fingerprint embedded) and a readable JSON fingerprint, atomically."""
+    arrays = {f"{descriptor}/{magnitude}": vector
+              for descriptor, by_magnitude in directions.items() for magnitude, vector in by_magnitude.items()}
+    text = json.dumps(fingerprint, sort_keys=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, fingerprint=np.array(text), **arrays)
+    safe_io.write_bytes_atomic(Path(model_dir) / DIRECTIONS_FILE_NAME, buffer.getvalue())
+    safe_io.write_bytes_atomic(Path(model_dir) / FINGERPRINT_FILE_NAME,
+                               (json.dumps(fingerprint, indent=2, sort_keys=True) + "\n").encode())
+
+
+def load_directions(model_dir, fingerprint: dict) -> dict[str, dict[int, np.ndarray]] | None:
+    """Return the cached directions if they exist and were measured on the same model and data."""
+    path = Path(model_dir) / DIRECTIONS_FILE_NAME
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as cache:
+            if "fingerprint" not in cache.files or str(cache["fingerprint"]) != json.dumps(fingerprint, sort_keys=True):
+                return None
+            directions: dict[str, dict[int, np.ndarray]] = {}
+            for key in cache.files:
+                if key == "fingerprint":
+                    continue
+                descriptor, magnitude = key.rsplit("/", 1)
+                directions.setdefault(descriptor, {})[int(magnitude)] = cache[key].astype(np.float32)
+    except (OSError, ValueError, KeyError):
+        return None  # an unreadable cache is simply measured again
+    return directions or None
+
+
+def load_or_compute_directions(vae, model_dir=layout.MODEL_DIR, spectrograms_dir=layout.SPECTROGRAMS_DIR,
+                               minmax_dir=layout.MINMAX_DIR, batch_size: int = 64,
+                               progress: bool = True) -> tuple[dict[str, dict[int, np.ndarray]], bool]:
+    """Return (directions, computed): from the cache beside the model when it matches the model
+    and the processed data, otherwise measured by encoding every spectrogram (mu) and cached.
+
+    Raises
+    ------
+    ProcessedDataError
+        If spectrograms/ is missing or empty.
+    DescriptorRequestError
+        If the processed data holds no clean notes.
+    """
+    from . import processed_data
+    from .latent import encode_notes
+
+    notes = processed_data.require_spectrograms(spectrograms_dir)
+    fingerprint = data_fingerprint(model_dir, spectrograms_dir, minmax_dir)
+    cached = load_directions(model_dir, fingerprint)
+    if cached is not None:
+        return cached, False
+    codes = encode_notes(vae, notes, spectrograms_dir=str(spectrograms_dir), batch_size=batch_size,
+                         use_mean=True, progress=progress)
+    directions = descriptor_directions(codes, [n.descriptor for n in notes], [n.magnitude for n in notes])
+    save_directions(model_dir, directions, fingerprint)
+    return directions, True
+
+
+# ---------------------------------------------------------------------------------------------
+# Applying a direction with the model
+
+
+def apply_direction(vae, normalised: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Encode a normalised spectrogram (mu), add `direction`, decode: returns (512, 64) in [0, 1]."""
+    mu, _, _ = vae.encode(np.asarray(normalised, dtype=np.float32)[None])
+    decoded = vae.decode(mu + np.asarray(direction, dtype=np.float32)[None])
+    return np.asarray(decoded)[0, ..., 0]
+
+
+def recognition_rate(vae, codes: np.ndarray, notes, magnitude: float = 100, max_clean_notes: int | None = None,
+                     seed: int = 0, batch_size: int = 64) -> tuple[float, dict]:
+    """How often a classifier trained on real notes recognises the descriptor applied to clean notes.
+
+    A `evaluation.descriptor_classifier` is fitted on the codes (mu) of the real non-clean notes.
+    Every descriptor's direction at `magnitude` (interpolated/clamped as `direction_at`) is added
+    to the code of each clean note (at most `max_clean_notes`, spread evenly over the pitches);
+    the results are decoded, re-encoded (mu) and classified.
+
+    Returns
+    -------
+    rate : float
+        Fraction of (clean note, descriptor) trials classified as the intended descriptor.
+    details : dict
+        'chance_level' (1 / descriptors), 'trials', 'clean_notes', 'magnitude', 'per_descriptor'.
+
+    Raises
+    ------
+    evaluation.MetricUnavailable
+        Without clean notes or with fewer than two descriptors.
+    """
+    from .evaluation import MetricUnavailable, descriptor_classifier
+
+    codes = np.asarray(codes, dtype=np.float32)
+    descriptors = np.array([note.descriptor for note in notes])
+    magnitudes = np.array([note.magnitude for note in notes])
+    clean = magnitudes == 0
+    classes = np.unique(descriptors[~clean])
+    if not clean.any():
+        raise MetricUnavailable("the data holds no clean notes to apply descriptors to")
+    if len(classes) < 2:
+        raise MetricUnavailable(f"needs at least two descriptors, the data has {len(classes)}")
+    classifier = descriptor_classifier(seed).fit(codes[~clean], descriptors[~clean])
+    directions = descriptor_directions(codes, descriptors, magnitudes)
+    clean_indices = np.flatnonzero(clean)
+    if max_clean_notes is not None and len(clean_indices) > max_clean_notes:
+        clean_indices = clean_indices[np.linspace(0, len(clean_indices) - 1, max_clean_notes).round().astype(int)]
+    intended, shifted = [], []
+    for descriptor in classes:
+        direction = direction_at(directions, str(descriptor), magnitude)
+        for index in clean_indices:
+            intended.append(str(descriptor))
+            shifted.append(codes[index] + direction)
+    decoded = vae.decode(np.stack(shifted).astype(np.float32), batch_size=batch_size)
+    recoded, _, _ = vae.encode(decoded, batch_size=batch_size)
+    predicted = classifier.predict(recoded)
+    intended = np.array(intended)
+    hits = predicted == intended
+    return float(hits.mean()), {
+        "chance_level": 1.0 / len(classes),
+        "trials": int(len(hits)),
+        "clean_notes": int(len(clean_indices)),
+        "magnitude": magnitude,
+        "per_descriptor": {str(name): float(hits[intended == name].mean()) for name in classes},
+    }

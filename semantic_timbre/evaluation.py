@@ -1,0 +1,659 @@
+"""Measuring a trained VAE: reconstruction quality and the latent-space study's metrics.
+
+The metric functions take plain arrays (latent codes and their labels) and return numbers. When
+the data is too small for a metric they raise MetricUnavailable, whose message is the reason;
+`measure` turns that into a null value with the reason for the report. Nothing here knows
+about the model: `run_evaluation` and the report writers glue the pieces together.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from . import safe_io
+
+METRIC_KEYS = (
+    "silhouette_descriptor",
+    "descriptor_compactness",
+    "pitch_conditional_separation",
+    "trajectory_linearity",
+    "cross_pitch_consistency",
+    "classifier_accuracy",
+    "spectral_convergence",
+    "log_spectral_distance_db",
+)
+
+DEFINITIONS = {
+    "reconstruction_mse": (
+        "Mean squared error between each held-out normalised spectrogram (values in [0, 1]) and "
+        "its reconstruction decoded from the mean latent code mu, averaged over notes."),
+    "spectral_convergence": (
+        "||S - |STFT(y)||| / ||S||, where S is the original note's magnitude spectrogram "
+        "(de-normalised with its own min/max) and y is the reconstruction inverted to audio with "
+        "the default Griffin-Lim inversion; averaged over the inverted held-out notes (lower is better)."),
+    "log_spectral_distance_db": (
+        "Root mean square over frequency of the dB difference between the de-normalised "
+        "reconstruction and the original spectrogram, averaged over frames and held-out notes "
+        "(lower is better)."),
+    "silhouette_descriptor": (
+        "scikit-learn silhouette score (Euclidean) of the latent codes mu of the non-clean notes "
+        "labelled by descriptor; from -1 to 1, higher means descriptors form separate clusters."),
+    "descriptor_compactness": (
+        "Mean distance of a descriptor's non-clean codes to their descriptor centroid, averaged over "
+        "descriptors, divided by the mean distance between descriptor centroids; lower is more compact."),
+    "pitch_conditional_separation": (
+        "The silhouette score by descriptor computed separately among the non-clean notes of each "
+        "pitch, averaged over the pitches where it is defined; higher means descriptors separate "
+        "even when pitch is held fixed."),
+    "trajectory_linearity": (
+        "For each descriptor and pitch, the codes ordered by magnitude from the clean note (0) up "
+        "to the largest magnitude: straight-line distance from first to last point divided by the "
+        "length of the path through all of them (1 = a straight line), averaged over trajectories "
+        "of at least three points."),
+    "cross_pitch_consistency": (
+        "For each descriptor, the direction (code at its largest magnitude minus the clean code of "
+        "the same pitch) at every pitch; the mean cosine similarity over all pairs of pitches, "
+        "averaged over descriptors (1 = the same direction at every pitch)."),
+    "classifier_accuracy": (
+        "Accuracy of a logistic-regression classifier on standardised codes mu of the non-clean "
+        "notes predicting their descriptor, from stratified k-fold cross-validation "
+        "(k = min(5, smallest class size)); compare with the chance level beside it."),
+    "descriptor_transfer_recognition": (
+        "Each descriptor's direction (mean code at the magnitude minus mean clean code) is added "
+        "to the code of clean notes; the results are decoded, re-encoded (mu) and classified by "
+        "a classifier trained on the real non-clean notes: the fraction recognised as the "
+        "intended descriptor; compare with the chance level beside it."),
+}
+
+
+class MetricUnavailable(ValueError):
+    """The data is too small (or of the wrong shape) for a metric; the message says why."""
+
+
+@dataclass
+class MetricResult:
+    """One entry of the report: a value, or None with the reason, plus details for the report."""
+
+    value: float | None
+    reason: str | None = None
+    details: dict = field(default_factory=dict)
+
+    def as_dict(self, definition: str | None = None) -> dict:
+        entry = {"value": _plain(self.value), "reason": self.reason}
+        if definition is not None:
+            entry["definition"] = definition
+        entry.update({key: _plain(value) for key, value in self.details.items()})
+        return entry
+
+
+def measure(function, *args, **kwargs) -> MetricResult:
+    """Call a metric function; a MetricUnavailable becomes a null value with its reason.
+
+    A metric may return a number, or a (number, details dict) pair.
+    """
+    try:
+        outcome = function(*args, **kwargs)
+    except MetricUnavailable as error:
+        return MetricResult(None, str(error))
+    if isinstance(outcome, tuple):
+        value, details = outcome
+    else:
+        value, details = outcome, {}
+    if value is None or not math.isfinite(float(value)):
+        return MetricResult(None, "the metric is not a finite number on this data", details)
+    return MetricResult(float(value), None, details)
+
+
+def _plain(value):
+    """Turn numpy scalars and arrays into JSON-ready Python values."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Reconstruction quality (plain spectrogram arrays)
+
+
+def reconstruction_mse(originals: np.ndarray, reconstructions: np.ndarray) -> float:
+    """Mean squared error between normalised spectrograms, averaged over notes.
+
+    Parameters
+    ----------
+    originals, reconstructions : np.ndarray, shape (N, 512, 64) or (N, 512, 64, 1)
+    """
+    originals = _squeeze_channel(originals)
+    reconstructions = _squeeze_channel(reconstructions)
+    if originals.shape != reconstructions.shape or originals.size == 0:
+        raise MetricUnavailable("no held-out notes to measure reconstruction on")
+    return float(np.mean((originals - reconstructions) ** 2))
+
+
+def log_spectral_distance_db(original_db: np.ndarray, reconstruction_db: np.ndarray) -> float:
+    """Log-spectral distance in dB: RMS over frequency of the dB difference, averaged over frames.
+
+    Parameters
+    ----------
+    original_db, reconstruction_db : np.ndarray, shape (..., frequency, frames)
+        dB spectrograms (already de-normalised); leading axes (notes) are averaged too.
+    """
+    original_db = np.asarray(original_db, dtype=np.float64)
+    reconstruction_db = np.asarray(reconstruction_db, dtype=np.float64)
+    if original_db.shape != reconstruction_db.shape or original_db.size == 0:
+        raise MetricUnavailable("no held-out notes to measure reconstruction on")
+    per_frame = np.sqrt(np.mean((original_db - reconstruction_db) ** 2, axis=-2))
+    return float(np.mean(per_frame))
+
+
+def _squeeze_channel(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float64)
+    return array[..., 0] if array.ndim == 4 else array
+
+
+# ---------------------------------------------------------------------------------------------
+# Latent-space metrics (plain arrays: codes (N, latent) and one label per code)
+
+
+def silhouette_descriptor(codes: np.ndarray, descriptors) -> float:
+    """Silhouette score of latent codes labelled by descriptor (pass the non-clean notes only).
+
+    Raises
+    ------
+    MetricUnavailable
+        With fewer than two descriptors, or no descriptor with two notes.
+    """
+    from sklearn.metrics import silhouette_score
+
+    codes, descriptors = _as_codes(codes), np.asarray(descriptors)
+    labels = np.unique(descriptors)
+    if len(labels) < 2:
+        raise MetricUnavailable(f"needs at least two descriptors, the data has {len(labels)}")
+    if not len(labels) < len(codes):
+        raise MetricUnavailable("needs more notes than descriptors (some descriptor with two notes)")
+    return float(silhouette_score(codes, descriptors, metric="euclidean"))
+
+
+def descriptor_compactness(codes: np.ndarray, descriptors) -> float:
+    """Mean distance to the own descriptor centroid over the mean distance between centroids.
+
+    Lower is more compact. Pass the non-clean notes only.
+
+    Raises
+    ------
+    MetricUnavailable
+        With fewer than two descriptors, or when every centroid coincides.
+    """
+    codes, descriptors = _as_codes(codes), np.asarray(descriptors)
+    labels = np.unique(descriptors)
+    if len(labels) < 2:
+        raise MetricUnavailable(f"needs at least two descriptors, the data has {len(labels)}")
+    centroids = np.stack([codes[descriptors == label].mean(axis=0) for label in labels])
+    spread = np.mean([np.linalg.norm(codes[descriptors == label] - centroid, axis=1).mean()
+                      for label, centroid in zip(labels, centroids)])
+    separation = np.mean([np.linalg.norm(a - b) for a, b in combinations(centroids, 2)])
+    if separation == 0:
+        raise MetricUnavailable("every descriptor centroid is the same point")
+    return float(spread / separation)
+
+
+def pitch_conditional_separation(codes: np.ndarray, descriptors, pitches) -> tuple[float, dict]:
+    """Silhouette by descriptor within each pitch, averaged over the pitches where it is defined.
+
+    Returns
+    -------
+    value : float
+    details : dict with 'pitches_used' (how many pitches were averaged)
+
+    Raises
+    ------
+    MetricUnavailable
+        When no pitch holds at least two descriptors and more notes than descriptors.
+    """
+    from sklearn.metrics import silhouette_score
+
+    codes, descriptors, pitches = _as_codes(codes), np.asarray(descriptors), np.asarray(pitches)
+    scores = []
+    for pitch in np.unique(pitches):
+        chosen = pitches == pitch
+        labels = np.unique(descriptors[chosen])
+        if 2 <= len(labels) < chosen.sum():
+            scores.append(silhouette_score(codes[chosen], descriptors[chosen], metric="euclidean"))
+    if not scores:
+        raise MetricUnavailable("no pitch has at least two descriptors and more notes than descriptors")
+    return float(np.mean(scores)), {"pitches_used": len(scores)}
+
+
+def trajectory_linearity(codes: np.ndarray, descriptors, magnitudes, pitches) -> tuple[float, dict]:
+    """Straightness of each descriptor's path through magnitudes, averaged over descriptors x pitches.
+
+    A trajectory is, for one descriptor at one pitch, the mean code at each magnitude in increasing
+    order, starting with the clean note (magnitude 0, whatever its descriptor label) when the data
+    has one at that pitch. Its linearity is the end-to-end distance over the path length (1 for a
+    straight line, towards 0 for a path that doubles back).
+
+    Returns
+    -------
+    value : float
+    details : dict with 'per_descriptor' {descriptor: mean linearity} and 'trajectories'
+
+    Raises
+    ------
+    MetricUnavailable
+        When no descriptor has at least three magnitudes (clean included) at one pitch.
+    """
+    codes = _as_codes(codes)
+    descriptors, magnitudes, pitches = np.asarray(descriptors), np.asarray(magnitudes), np.asarray(pitches)
+    per_descriptor: dict[str, list[float]] = {}
+    for descriptor, pitch, path in _trajectories(codes, descriptors, magnitudes, pitches):
+        if len(path) < 3:
+            continue
+        length = np.sum(np.linalg.norm(np.diff(path, axis=0), axis=1))
+        linearity = 1.0 if length == 0 else float(np.linalg.norm(path[-1] - path[0]) / length)
+        per_descriptor.setdefault(str(descriptor), []).append(linearity)
+    if not per_descriptor:
+        raise MetricUnavailable("no descriptor has three or more magnitudes (clean included) at one pitch")
+    values = [value for scores in per_descriptor.values() for value in scores]
+    return float(np.mean(values)), {
+        "per_descriptor": {name: float(np.mean(scores)) for name, scores in sorted(per_descriptor.items())},
+        "trajectories": len(values),
+    }
+
+
+def cross_pitch_consistency(codes: np.ndarray, descriptors, magnitudes, pitches) -> tuple[float, dict]:
+    """Mean pairwise cosine similarity across pitches of each descriptor's direction, averaged.
+
+    A descriptor's direction at a pitch is its mean code at the largest magnitude the data has
+    for it minus the clean code (magnitude 0) of the same pitch.
+
+    Returns
+    -------
+    value : float
+    details : dict with 'per_descriptor' {descriptor: mean cosine similarity}
+
+    Raises
+    ------
+    MetricUnavailable
+        When no descriptor has a direction at two or more pitches.
+    """
+    codes = _as_codes(codes)
+    descriptors, magnitudes, pitches = np.asarray(descriptors), np.asarray(magnitudes), np.asarray(pitches)
+    per_descriptor = {}
+    for descriptor in np.unique(descriptors[magnitudes > 0]):
+        directions = []
+        for pitch in np.unique(pitches):
+            clean = (pitches == pitch) & (magnitudes == 0)
+            mine = (pitches == pitch) & (descriptors == descriptor) & (magnitudes > 0)
+            if not clean.any() or not mine.any():
+                continue
+            top = magnitudes[mine].max()
+            direction = codes[mine & (magnitudes == top)].mean(axis=0) - codes[clean].mean(axis=0)
+            norm = np.linalg.norm(direction)
+            if norm > 0:
+                directions.append(direction / norm)
+        if len(directions) >= 2:
+            per_descriptor[str(descriptor)] = float(np.mean([a @ b for a, b in combinations(directions, 2)]))
+    if not per_descriptor:
+        raise MetricUnavailable("no descriptor has a direction (clean and effected note) at two or more pitches")
+    return float(np.mean(list(per_descriptor.values()))), {"per_descriptor": per_descriptor}
+
+
+def _trajectories(codes, descriptors, magnitudes, pitches):
+    """Yield (descriptor, pitch, path) with path the mean codes ordered by magnitude, clean first."""
+    for descriptor in np.unique(descriptors[magnitudes > 0]):
+        for pitch in np.unique(pitches):
+            points = []
+            clean = (pitches == pitch) & (magnitudes == 0)
+            if clean.any():
+                points.append(codes[clean].mean(axis=0))
+            mine = (pitches == pitch) & (descriptors == descriptor) & (magnitudes > 0)
+            for magnitude in np.unique(magnitudes[mine]):
+                points.append(codes[mine & (magnitudes == magnitude)].mean(axis=0))
+            if points:
+                yield descriptor, pitch, np.stack(points)
+
+
+def _as_codes(codes) -> np.ndarray:
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2:
+        raise ValueError(f"latent codes must be a (notes, dimensions) array, got shape {codes.shape}")
+    return codes
+
+
+# ---------------------------------------------------------------------------------------------
+# Descriptor classifier
+
+
+def descriptor_classifier(seed: int = 0):
+    """The descriptor classifier used throughout: logistic regression on standardised codes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+
+
+def classifier_accuracy(codes: np.ndarray, descriptors, seed: int = 0, max_folds: int = 5) -> tuple[float, dict]:
+    """Stratified cross-validated accuracy of `descriptor_classifier` predicting descriptor from codes.
+
+    Pass the non-clean notes only. The number of folds is min(max_folds, smallest class size).
+
+    Returns
+    -------
+    accuracy : float
+        Fraction of notes whose out-of-fold prediction is their descriptor.
+    details : dict
+        'chance_level' (1 / number of descriptors), 'majority_rate', 'folds', 'classes' and
+        'confusion_matrix' (rows: true descriptor, columns: predicted, in 'classes' order).
+
+    Raises
+    ------
+    MetricUnavailable
+        With fewer than two descriptors or a descriptor with fewer than two notes.
+    """
+    from sklearn.metrics import confusion_matrix
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    codes, descriptors = _as_codes(codes), np.asarray(descriptors)
+    classes, counts = np.unique(descriptors, return_counts=True)
+    if len(classes) < 2:
+        raise MetricUnavailable(f"needs at least two descriptors, the data has {len(classes)}")
+    folds = int(min(max_folds, counts.min()))
+    if folds < 2:
+        smallest = classes[counts.argmin()]
+        raise MetricUnavailable(f"cross-validation needs two notes of every descriptor; {smallest} has "
+                                f"{counts.min()}")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    predicted = cross_val_predict(descriptor_classifier(seed), codes, descriptors, cv=splitter)
+    matrix = confusion_matrix(descriptors, predicted, labels=classes)
+    return float(np.mean(predicted == descriptors)), {
+        "chance_level": 1.0 / len(classes),
+        "majority_rate": float(counts.max() / counts.sum()),
+        "folds": folds,
+        "classes": [str(name) for name in classes],
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Held-out split
+
+
+def held_out_split(names, fraction: float = 0.2, seed: int = 0) -> list[str]:
+    """Return a seeded random `fraction` of `names` (at least one when fraction > 0), sorted.
+
+    The choice depends only on the sorted names, the fraction and the seed.
+    """
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"the held-out fraction must lie in [0, 1], got {fraction}")
+    names = sorted(names)
+    if fraction == 0 or not names:
+        return []
+    count = min(len(names), max(1, round(fraction * len(names))))
+    chosen = np.random.default_rng(seed).choice(len(names), size=count, replace=False)
+    return sorted(names[index] for index in chosen)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report writing
+
+
+REPORT_ORDER = ("reconstruction_mse", "spectral_convergence", "log_spectral_distance_db",
+                "silhouette_descriptor", "descriptor_compactness", "pitch_conditional_separation",
+                "trajectory_linearity", "cross_pitch_consistency", "classifier_accuracy",
+                "descriptor_transfer_recognition")
+
+
+def report_dict(results: dict[str, MetricResult], run: dict) -> dict:
+    """The report.json content: each metric a top-level key {value, reason, definition, ...}."""
+    report = {}
+    for key in REPORT_ORDER:
+        if key in results:
+            report[key] = results[key].as_dict(DEFINITIONS.get(key))
+    for key, result in results.items():
+        if key not in report:
+            report[key] = result.as_dict(DEFINITIONS.get(key))
+    report["run"] = _plain(run)
+    return report
+
+
+def write_report_json(path, report: dict) -> None:
+    """Write report.json atomically (NaN never reaches the file: it becomes null)."""
+    text = json.dumps(_plain(report), indent=2, allow_nan=False) + "\n"
+    safe_io.write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def report_markdown(report: dict, plots: dict[str, str]) -> str:
+    """Render the report as Markdown: a table of values, one sentence per metric, the plots."""
+    run = report.get("run", {})
+    lines = ["# Evaluation of the timbre generation VAE", ""]
+    for label, key in (("Model", "model_dir"), ("Spectrograms", "spectrograms_dir"),
+                       ("Notes encoded", "notes"), ("Non-clean notes", "non_clean_notes"),
+                       ("Descriptors", "descriptors"), ("Pitches", "pitches")):
+        if key in run:
+            value = run[key]
+            if isinstance(value, list):
+                value = ", ".join(map(str, value)) if value else "none"
+            lines.append(f"- {label}: {value}")
+    if "split" in run:
+        lines.append(f"- Held-out split: {run['split']}")
+    lines += ["", "| metric | value | note |", "|---|---|---|"]
+    for key, entry in report.items():
+        if key == "run" or not isinstance(entry, dict):
+            continue
+        value = entry.get("value")
+        shown = "null" if value is None else f"{value:.4g}"
+        note = entry.get("reason") or ""
+        if entry.get("chance_level") is not None:
+            note = f"chance level {entry['chance_level']:.4g}" + (
+                f", majority rate {entry['majority_rate']:.4g}" if entry.get("majority_rate") is not None else "")
+            if entry.get("folds"):
+                note += f", {entry['folds']}-fold"
+        elif key == "spectral_convergence" and entry.get("original_inversion") is not None:
+            note = f"inverting the original spectrogram itself: {entry['original_inversion']:.4g}"
+        lines.append(f"| `{key}` | {shown} | {note} |")
+    lines += ["", "## Definitions", ""]
+    for key, entry in report.items():
+        if key != "run" and isinstance(entry, dict) and entry.get("definition"):
+            lines.append(f"- `{key}`: {entry['definition']}")
+    if plots:
+        lines += ["", "## Plots", ""]
+        for title, file_name in plots.items():
+            lines += [f"![{title}]({file_name})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report_markdown(path, report: dict, plots: dict[str, str]) -> None:
+    safe_io.write_bytes_atomic(path, report_markdown(report, plots).encode("utf-8"))
+
+
+def plot_confusion_matrix(path, matrix, classes, title: str = "Descriptor classifier (cross-validated)") -> None:
+    """Save a confusion-matrix heat map (rows true, columns predicted) as PNG, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix, dtype=float)
+    size = max(4.0, 0.45 * len(classes) + 2)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(classes)), classes, rotation=90)
+    axes.set_yticks(range(len(classes)), classes)
+    axes.set_xlabel("predicted descriptor")
+    axes.set_ylabel("true descriptor")
+    axes.set_title(title)
+    for (row, column), count in np.ndenumerate(matrix):
+        if count:
+            axes.text(column, row, f"{count:g}", ha="center", va="center", fontsize=7,
+                      color="white" if count > matrix.max() / 2 else "black")
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    _save_figure(figure, path)
+
+
+def plot_per_descriptor(path, series: dict[str, dict[str, float]], title: str = "Per-descriptor metrics") -> None:
+    """Save grouped bars: one group per descriptor, one bar per named series, as PNG, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    descriptors = sorted({name for values in series.values() for name in values})
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.5 * len(descriptors) * max(1, len(series)) + 2), 4))
+    width = 0.8 / max(1, len(series))
+    for index, (label, values) in enumerate(series.items()):
+        positions = np.arange(len(descriptors)) + (index - (len(series) - 1) / 2) * width
+        axes.bar(positions, [values.get(name, np.nan) for name in descriptors], width, label=label)
+    axes.set_xticks(range(len(descriptors)), descriptors, rotation=60, ha="right")
+    axes.axhline(0, color="black", linewidth=0.5)
+    axes.set_title(title)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    _save_figure(figure, path)
+
+
+def _save_figure(figure, path) -> None:
+    import matplotlib.pyplot as plt
+
+    try:
+        with safe_io.atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=110, format="png")
+    finally:
+        plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole evaluation of a model (glue: the model, the files and the metrics above)
+
+
+def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, *, seed: int = 0,
+                   griffin_lim_iterations: int = 32, max_inverted_notes: int = 50,
+                   transfer_magnitude: float = 100, transfer_clean_notes: int | None = 12,
+                   batch_size: int = 64, progress: bool = True) -> tuple[dict[str, MetricResult], dict]:
+    """Measure a model on processed notes; returns ({key: MetricResult}, extras for the plots).
+
+    Parameters
+    ----------
+    vae : a trained VAE (encode/decode as in semantic_timbre.vae)
+    notes : list of layout.Note, the notes to encode (their spectrograms sit in `spectrograms_dir`)
+    min_max : the min/max dict of the processed data
+    held_out_names : spectrogram names of the notes to measure reconstruction on
+    max_inverted_notes : how many held-out notes are inverted with Griffin-Lim for spectral convergence
+    transfer_clean_notes : how many clean notes receive each descriptor for the recognition figure
+    """
+    import librosa
+    from tqdm import tqdm
+
+    from . import processed_data, spectrogram
+    from .descriptor_control import recognition_rate
+    from .latent import encode_notes
+
+    codes = encode_notes(vae, notes, spectrograms_dir=str(spectrograms_dir), batch_size=batch_size,
+                         use_mean=True, seed=seed, progress=progress)
+    descriptors = np.array([note.descriptor for note in notes])
+    magnitudes = np.array([note.magnitude for note in notes])
+    pitches = np.array([note.pitch for note in notes])
+    effected = magnitudes > 0
+    results: dict[str, MetricResult] = {}
+
+    # Reconstruction on the held-out notes, decoded from mu, in batches.
+    index_of = {note.spectrogram_name: index for index, note in enumerate(notes)}
+    held_out = [index_of[name] for name in held_out_names if name in index_of]
+    squared_errors, distances, convergences, floor = [], [], [], []
+    for start in tqdm(range(0, len(held_out), batch_size), desc="reconstructing", unit="batch",
+                      disable=not progress or not held_out):
+        batch = held_out[start:start + batch_size]
+        originals = np.stack([processed_data.load_spectrogram(Path(spectrograms_dir) / notes[i].spectrogram_name)
+                              for i in batch])
+        reconstructions = np.asarray(vae.decode(codes[batch].astype(np.float32), batch_size=batch_size))[..., 0]
+        for original, reconstruction, index in zip(originals, reconstructions, batch):
+            low, high = processed_data.min_max_of(min_max, notes[index])
+            squared_errors.append(np.mean((original.astype(np.float64) - reconstruction) ** 2))
+            original_db = spectrogram.denormalise(original.astype(np.float64), low, high)
+            distances.append(log_spectral_distance_db(original_db, spectrogram.denormalise(
+                reconstruction.astype(np.float64), low, high)))
+            if len(convergences) < max_inverted_notes:
+                target = librosa.db_to_amplitude(original_db)
+                audio = spectrogram.spectrogram_to_audio(reconstruction, low, high, n_iter=griffin_lim_iterations,
+                                                         random_state=seed)
+                convergences.append(spectrogram.spectral_convergence(audio, target))
+                audio = spectrogram.spectrogram_to_audio(original, low, high, n_iter=griffin_lim_iterations,
+                                                         random_state=seed)
+                floor.append(spectrogram.spectral_convergence(audio, target))
+    no_held_out = "no held-out notes (use a held-out fraction above 0)"
+    if held_out:
+        results["reconstruction_mse"] = MetricResult(float(np.mean(squared_errors)), None,
+                                                     {"notes": len(held_out)})
+        results["spectral_convergence"] = MetricResult(float(np.mean(convergences)), None, {
+            "notes": len(convergences), "griffin_lim_iterations": griffin_lim_iterations,
+            "original_inversion": float(np.mean(floor))})
+        results["log_spectral_distance_db"] = MetricResult(float(np.mean(distances)), None,
+                                                           {"notes": len(held_out)})
+    else:
+        for key in ("reconstruction_mse", "spectral_convergence", "log_spectral_distance_db"):
+            results[key] = MetricResult(None, no_held_out)
+
+    # The latent-space study, on mu of every note (clean notes only where a metric needs them).
+    results["silhouette_descriptor"] = measure(silhouette_descriptor, codes[effected], descriptors[effected])
+    results["descriptor_compactness"] = measure(descriptor_compactness, codes[effected], descriptors[effected])
+    results["pitch_conditional_separation"] = measure(pitch_conditional_separation, codes[effected],
+                                                      descriptors[effected], pitches[effected])
+    results["trajectory_linearity"] = measure(trajectory_linearity, codes, descriptors, magnitudes, pitches)
+    results["cross_pitch_consistency"] = measure(cross_pitch_consistency, codes, descriptors, magnitudes, pitches)
+    results["classifier_accuracy"] = measure(classifier_accuracy, codes[effected], descriptors[effected], seed=seed)
+    results["descriptor_transfer_recognition"] = measure(
+        recognition_rate, vae, codes, notes, magnitude=transfer_magnitude,
+        max_clean_notes=transfer_clean_notes, seed=seed, batch_size=batch_size)
+    return results, {"codes": codes}
+
+
+def write_evaluation(output_dir, results: dict[str, MetricResult], run: dict) -> dict:
+    """Write report.json, report.md and the PNG plots into `output_dir` (each file atomically).
+
+    Returns the report dict written to report.json.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    plots = {}
+    classifier = results.get("classifier_accuracy")
+    if classifier is not None and classifier.value is not None:
+        chance = classifier.details["chance_level"]
+        plot_confusion_matrix(output_dir / "confusion_matrix.png", classifier.details["confusion_matrix"],
+                              classifier.details["classes"],
+                              f"Descriptor classifier: accuracy {classifier.value:.2f} (chance {chance:.2f})")
+        plots["Confusion matrix of the descriptor classifier"] = "confusion_matrix.png"
+    series = {}
+    if classifier is not None and classifier.value is not None:
+        matrix = np.asarray(classifier.details["confusion_matrix"], dtype=float)
+        recall = np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
+        series["classifier recall"] = dict(zip(classifier.details["classes"], recall.tolist()))
+    for key, label in (("trajectory_linearity", "trajectory linearity"),
+                       ("cross_pitch_consistency", "cross-pitch consistency"),
+                       ("descriptor_transfer_recognition", "transfer recognition")):
+        result = results.get(key)
+        if result is not None and result.value is not None and result.details.get("per_descriptor"):
+            series[label] = result.details["per_descriptor"]
+    if series:
+        plot_per_descriptor(output_dir / "per_descriptor_metrics.png", series)
+        plots["Per-descriptor metrics"] = "per_descriptor_metrics.png"
+    for stale in ("confusion_matrix.png", "per_descriptor_metrics.png"):
+        if stale not in plots.values() and (output_dir / stale).exists():
+            (output_dir / stale).unlink()  # a plot of an earlier run would not match this report
+    report = report_dict(results, dict(run, plots=list(plots.values())))
+    write_report_json(output_dir / "report.json", report)
+    write_report_markdown(output_dir / "report.md", report, plots)
+    return report

@@ -1,0 +1,350 @@
+"""Pre-processing: audio/ -> spectrograms/*.npy and minmax/min_max_values.pkl, as the thesis did it.
+
+Every note gives the thesis's float32 spectrogram (see `spectrogram.note_to_spectrogram`), saved
+as spectrograms/<DESCRIPTOR>X<MAGNITUDE>X<file name>.npy, and its dB min/max, kept in one
+pickled dict keyed 'spectrograms/<name>.npy'. Compared with the thesis's script this runs in
+parallel, skips notes already processed, and survives bad input and interruptions:
+
+- a note counts as processed only when its .npy exists *and* its min/max entry was saved, so a
+  run that is killed leaves nothing that a second run would wrongly trust;
+- every file is written atomically (complete or absent), the min/max dict is merged with the
+  entries already saved, and nothing that is not finite is ever written;
+- a file that cannot be processed is skipped with a reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import layout, processed_data, safe_io, spectrogram
+from .cli import UserError
+
+#: Seconds between saves of the min/max dict during a long run (also saved at the end).
+SAVE_INTERVAL_SECONDS = 60.0
+
+
+class NoAudioError(UserError):
+    """audio/ is missing or holds no audio file."""
+
+
+class PreprocessingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped the run; the min/max of every finished note was saved."""
+
+    def __init__(self, summary: "Summary"):
+        super().__init__()
+        self.summary = summary
+
+
+@dataclass
+class Summary:
+    """What a pre-processing run did. Paths are shown relative to the audio folder's parent."""
+
+    processed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    jobs: int = 1
+
+    def lines(self, spectrograms_dir="spectrograms", minmax_file="minmax/min_max_values.pkl",
+              max_listed: int = 100) -> list[str]:
+        """The end-of-run report, one string per line."""
+        rate = len(self.processed) / self.seconds if self.seconds > 0 else 0.0
+        out = [f"processed {len(self.processed)} note(s) into {spectrograms_dir}/ "
+               f"(min/max in {minmax_file}) in {self.seconds:.1f} s "
+               f"({rate:.0f} files/s, {self.jobs} job(s))"]
+        if self.skipped:
+            out.append(f"skipped {len(self.skipped)} note(s) already processed (--force redoes them)")
+        if self.ignored:
+            out.append(f"ignored {len(self.ignored)} file(s) that are not audio")
+        if self.failed:
+            out.append(f"failed {len(self.failed)} file(s), skipped (nothing written for them):")
+            out.extend(f"  {path}: {reason}" for path, reason in self.failed[:max_listed])
+            if len(self.failed) > max_listed:
+                out.append(f"  ... and {len(self.failed) - max_listed} more")
+        return out
+
+
+def is_audio_file_name(name: str) -> bool:
+    """True for a visible file with an extension libsndfile reads (case-insensitive)."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in layout.AUDIO_EXTENSIONS
+
+
+def find_audio_files(audio_dir: str | Path) -> tuple[list[Path], list[Path]]:
+    """Walk `audio_dir` and return (audio files, other files), both sorted.
+
+    Audio files are those with an extension in `layout.AUDIO_EXTENSIONS` (any case). Hidden
+    files (.DS_Store, ._1-0.wav) and anything inside hidden folders count as other files.
+    """
+    audio, other = [], []
+    for folder, subfolders, files in os.walk(audio_dir):
+        hidden = sorted(name for name in subfolders if name.startswith("."))
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        other.extend(Path(folder, name) for name in hidden)
+        for name in sorted(files):
+            (audio if is_audio_file_name(name) else other).append(Path(folder, name))
+    return audio, other
+
+
+def _has_entry(min_max: dict, key: str) -> bool:
+    entry = min_max.get(key)
+    try:
+        return math.isfinite(entry["min"]) and math.isfinite(entry["max"])
+    except (TypeError, KeyError, IndexError, ValueError):
+        return False
+
+
+def _open_audio(path: Path):
+    """Open `path` with libsndfile, or raise ValueError saying why it cannot be read."""
+    import soundfile
+
+    try:
+        return soundfile.SoundFile(str(path))
+    except (RuntimeError, OSError) as error:
+        if path.is_file() and path.stat().st_size == 0:
+            raise ValueError("the file is empty (0 bytes)") from None
+        message = str(error).split(": ", 1)[-1].strip()
+        raise ValueError(f"cannot be read as audio ({message})") from None
+
+
+def process_file(path: str | Path, spectrograms_dir: str | Path, note: layout.Note):
+    """Turn one audio file into its spectrogram file; return (min, max) or raise ValueError.
+
+    Writes spectrograms_dir/<note.spectrogram_name> atomically, and only when every value is
+    finite. The reasons a file cannot be processed are raised as ValueError with a short message.
+    """
+    path = Path(path)
+    # librosa reads the open file exactly as it reads a path, without its audioread fallback.
+    with _open_audio(path) as sound:
+        if sound.frames == 0:
+            raise ValueError("the file holds no audio samples")
+        try:
+            signal_ = spectrogram.load_note(sound)
+        except Exception as error:
+            if "not finite" in str(error):  # librosa's resampler checks the samples
+                raise ValueError("the audio holds NaN or infinite samples") from None
+            raise ValueError(f"cannot be loaded ({type(error).__name__}: {error})") from None
+    if not np.all(np.isfinite(signal_)):
+        raise ValueError("the audio holds NaN or infinite samples")
+    try:
+        normalised, low, high = spectrogram.normalise(spectrogram.log_spectrogram(signal_))
+    except spectrogram.SilentNoteError as error:
+        raise ValueError(str(error)) from None
+    if normalised.shape != spectrogram.SPECTROGRAM_SHAPE or not np.all(np.isfinite(normalised)):
+        raise ValueError(f"its spectrogram has shape {normalised.shape} or non-finite values")
+    safe_io.save_npy_atomic(Path(spectrograms_dir) / note.spectrogram_name, normalised)
+    return low, high
+
+
+# --- the per-file task, run in this process (--jobs 1) or in forked workers --------------------
+
+_task_spectrograms_dir: Path | None = None
+
+
+def _warm_up() -> None:
+    # Loads librosa's lazily imported modules once, so no file pays for it.
+    spectrogram.log_spectrogram(np.zeros(spectrogram.NUM_SAMPLES, dtype=np.float32))
+
+
+def _init_worker(spectrograms_dir: Path) -> None:
+    global _task_spectrograms_dir
+    _task_spectrograms_dir = spectrograms_dir
+    # The parent handles Ctrl-C; a terminated worker unwinds so no temporary file is left behind.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _warm_up()
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _task(item):
+    """(display path, real path, note) -> (display path, key, min, max) or (display path, None, reason)."""
+    shown, path, note = item
+    try:
+        low, high = process_file(path, _task_spectrograms_dir, note)
+    except ValueError as error:
+        return shown, None, str(error)
+    except Exception as error:  # never let one file stop the run
+        return shown, None, f"{type(error).__name__}: {error}"
+    return shown, note.minmax_key, low, high
+
+
+def _chunk_size(pending: int, jobs: int) -> int:
+    return max(1, min(32, pending // (jobs * 16)))
+
+
+def default_jobs() -> int:
+    """The number of cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _display(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)
+
+
+def process_audio_folder(
+    audio_dir: str | Path = layout.AUDIO_DIR,
+    spectrograms_dir: str | Path = layout.SPECTROGRAMS_DIR,
+    minmax_dir: str | Path = layout.MINMAX_DIR,
+    jobs: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+    notice=print,
+) -> Summary:
+    """Pre-process every note under `audio_dir` that is not processed yet.
+
+    Parameters
+    ----------
+    jobs : int or None
+        Worker processes; None uses every core, 1 runs in this process.
+    force : bool
+        Re-process notes that already have a spectrogram and a min/max entry.
+    progress : bool
+        Show a tqdm progress bar (on stderr, when it is a terminal).
+    notice : callable
+        Receives one-line notices (non-audio files passed over).
+
+    Returns
+    -------
+    Summary
+
+    Raises
+    ------
+    NoAudioError
+        `audio_dir` is missing or holds no audio file (the message says where to get data).
+    UnsafePickleError, ProcessedDataError
+        The existing min_max_values.pkl is not a plain dict (nothing is processed).
+    PreprocessingInterrupted
+        Ctrl-C or SIGTERM; the min/max of every finished note was saved first.
+    """
+    audio_dir, spectrograms_dir = Path(audio_dir), Path(spectrograms_dir)
+    minmax_file = processed_data.min_max_path(minmax_dir)
+    started = time.perf_counter()
+    if not audio_dir.is_dir():
+        raise NoAudioError(f"{audio_dir}/ does not exist: {layout.REAL_DATA_HINT}")
+    audio_files, other_files = find_audio_files(audio_dir)
+    base = audio_dir.parent
+    summary = Summary(ignored=[_display(p, base) for p in other_files])
+    for shown in summary.ignored[:20]:
+        notice(f"ignored (not audio): {shown}")
+    if len(summary.ignored) > 20:
+        notice(f"ignored {len(summary.ignored) - 20} more file(s) that are not audio")
+    if not audio_files:
+        raise NoAudioError(f"{audio_dir}/ holds no audio files "
+                           f"({', '.join(layout.AUDIO_EXTENSIONS)}): {layout.REAL_DATA_HINT}")
+
+    # Read what is already there before any work, so a refused pickle stops the run at once.
+    min_max = processed_data.load_min_max(minmax_dir) if minmax_file.exists() else {}
+    existing = set(os.listdir(spectrograms_dir)) if spectrograms_dir.is_dir() else set()
+    spectrograms_dir.mkdir(parents=True, exist_ok=True)
+
+    pending, claimed = [], {}
+    for path in audio_files:
+        shown = _display(path, base)
+        try:
+            note = layout.parse_audio_path(path, audio_dir)
+        except layout.LayoutError as error:
+            summary.failed.append((shown, f"the path does not fit the layout: {error}"))
+            continue
+        if note.spectrogram_name in claimed:
+            summary.failed.append((shown, f"same descriptor, magnitude and file name as "
+                                          f"{claimed[note.spectrogram_name]} (both would be "
+                                          f"{note.spectrogram_name})"))
+            continue
+        claimed[note.spectrogram_name] = shown
+        if not force and note.spectrogram_name in existing and _has_entry(min_max, note.minmax_key):
+            summary.skipped.append(shown)
+        else:
+            pending.append((shown, path, note))
+
+    jobs = max(1, min(jobs or default_jobs(), len(pending) or 1))
+    summary.jobs = jobs
+    if pending:
+        _run(pending, spectrograms_dir, minmax_file, min_max, jobs, progress, summary)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _save(minmax_file: Path, min_max: dict) -> None:
+    # Sorted keys: the same notes give the same file bytes, whatever order the workers finished in.
+    safe_io.save_pickle_atomic(minmax_file, {key: min_max[key] for key in sorted(min_max)})
+
+
+def _run(pending, spectrograms_dir, minmax_file, min_max, jobs, progress, summary) -> None:
+    from tqdm import tqdm
+
+    pool = None
+    changed = False
+    last_save = time.monotonic()
+    previous_sigterm = signal.getsignal(signal.SIGTERM)
+    bar = None
+    try:
+        # `kill` stops the run the same clean way as Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+        if jobs == 1:
+            global _task_spectrograms_dir
+            _task_spectrograms_dir = spectrograms_dir
+            results = map(_task, pending)
+        else:
+            context = multiprocessing.get_context("fork")
+            pool = context.Pool(jobs, initializer=_init_worker, initargs=(spectrograms_dir,))
+            results = pool.imap_unordered(_task, pending, chunksize=_chunk_size(len(pending), jobs))
+        bar = tqdm(total=len(pending), unit="file", disable=not progress or None, leave=False)
+        for result in results:
+            bar.update()
+            if result[1] is None:
+                summary.failed.append((result[0], result[2]))
+                continue
+            shown, key, low, high = result
+            min_max[key] = {"min": low, "max": high}
+            summary.processed.append(shown)
+            changed = True
+            if time.monotonic() - last_save > SAVE_INTERVAL_SECONDS:
+                _save(minmax_file, min_max)
+                last_save = time.monotonic()
+        if pool is not None:
+            pool.close()
+            pool.join()
+            pool = None
+    except KeyboardInterrupt:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+            pool = None
+        if bar is not None:
+            bar.close()
+            bar = None
+        if changed:
+            _save(minmax_file, min_max)
+        raise PreprocessingInterrupted(summary) from None
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        if bar is not None:
+            bar.close()
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    if changed:
+        _save(minmax_file, min_max)
+    summary.failed.sort()
+    summary.processed.sort()
+
+
+def _interrupt_on_sigterm(signum, frame):
+    raise KeyboardInterrupt

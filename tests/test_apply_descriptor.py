@@ -1,0 +1,197 @@
+"""Applying a descriptor to a user's note: directions, their cache, interpolation, and the
+command line on a small real trained model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile
+
+from conftest import plucked_note, run_script, write_audio
+from semantic_timbre import descriptor_control, layout, spectrogram
+from semantic_timbre.descriptor_control import DescriptorRequestError
+
+SCRIPT = "apply_timbre_descriptor.py"
+CACHE = descriptor_control.DIRECTIONS_FILE_NAME
+
+
+@pytest.fixture(scope="module")
+def applied_project(trained_project, tmp_path_factory):
+    """A private copy of the trained project (the command writes a cache into its model/)."""
+    root = tmp_path_factory.mktemp("apply") / "project"
+    shutil.copytree(trained_project, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def vae(applied_project):
+    from semantic_timbre.vae import VAE
+
+    return VAE.load(applied_project / layout.MODEL_DIR)
+
+
+def fresh_copy(trained_project, tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(trained_project, root)
+    return root
+
+
+# --- Directions and interpolation on plain arrays ----------------------------------------------
+
+
+def test_directions_are_descriptor_means_minus_the_clean_mean():
+    codes = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 1.0], [3.0, 1.0], [5.0, 5.0]])
+    descriptors = ["Fluttery", "Fluttery", "Crunch", "Crunch", "Crunch"]
+    magnitudes = [0, 0, 50, 50, 100]
+    directions = descriptor_control.descriptor_directions(codes, descriptors, magnitudes)
+    assert set(directions) == {"Crunch"}
+    np.testing.assert_allclose(directions["Crunch"][50], [1.0, 1.0])
+    np.testing.assert_allclose(directions["Crunch"][100], [4.0, 5.0])
+    with pytest.raises(DescriptorRequestError, match="no clean notes"):
+        descriptor_control.descriptor_directions(codes[2:], descriptors[2:], magnitudes[2:])
+
+
+def test_magnitudes_between_the_data_sets_interpolate_and_above_clamp():
+    directions = {"Fuzz": {25: np.array([1.0, 0.0]), 50: np.array([2.0, 0.0]),
+                           75: np.array([2.0, 2.0]), 100: np.array([4.0, 4.0])}}
+    np.testing.assert_allclose(descriptor_control.direction_at(directions, "Fuzz", 0), [0, 0])
+    np.testing.assert_allclose(descriptor_control.direction_at(directions, "Fuzz", 10), [0.4, 0])
+    np.testing.assert_allclose(descriptor_control.direction_at(directions, "Fuzz", 50), [2, 0])
+    np.testing.assert_allclose(descriptor_control.direction_at(directions, "Fuzz", 60), [2, 0.8])
+    np.testing.assert_allclose(descriptor_control.direction_at(directions, "Fuzz", 100), [4, 4])
+    only_low = {"Fuzz": {25: np.array([1.0, 0.0]), 50: np.array([2.0, 0.0])}}
+    np.testing.assert_allclose(descriptor_control.direction_at(only_low, "Fuzz", 90), [2, 0])
+
+
+@pytest.mark.parametrize("descriptor, magnitude, message", [
+    ("Fizz", 50, "choose one of Bright, Crunch"),
+    ("Fuzz", 150, "outside 0..100"),
+    ("Fuzz", -5, "outside 0..100"),
+    ("Dark", 50, "no notes of Dark above magnitude 0; choose one of Fuzz"),
+])
+def test_refused_requests_say_what_is_allowed(descriptor, magnitude, message):
+    directions = {"Fuzz": {100: np.ones(2)}}
+    with pytest.raises(DescriptorRequestError, match=message):
+        descriptor_control.direction_at(directions, descriptor, magnitude)
+
+
+# --- With the trained model -----------------------------------------------------------------------
+
+
+def test_cache_is_written_reused_and_remeasured_when_the_model_changes(trained_project, tmp_path):
+    from semantic_timbre.vae import VAE
+
+    root = fresh_copy(trained_project, tmp_path)
+    folders = dict(model_dir=root / "model", spectrograms_dir=root / "spectrograms", minmax_dir=root / "minmax")
+    model = VAE.load(root / "model")
+    first, computed = descriptor_control.load_or_compute_directions(model, progress=False, **folders)
+    assert computed
+    assert set(first) == {"Crunch", "Dark", "Fluttery"} and set(first["Crunch"]) == {50, 100}
+    cache = root / "model" / CACHE
+    stamp = cache.stat().st_mtime_ns
+    assert (root / "model" / descriptor_control.FINGERPRINT_FILE_NAME).is_file()
+
+    again, computed = descriptor_control.load_or_compute_directions(model, progress=False, **folders)
+    assert not computed and cache.stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(again["Dark"][100], first["Dark"][100])
+
+    # Change the model: perturb the encoder's mean layer and save it over the old one.
+    layer = model.encoder.get_layer("mu")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel * 1.5, bias + 0.1])
+    model.save(str(root / "model"))
+    changed, computed = descriptor_control.load_or_compute_directions(
+        VAE.load(root / "model"), progress=False, **folders)
+    assert computed
+    assert not np.allclose(changed["Dark"][100], first["Dark"][100])
+
+    # Change the data: a spectrogram removed.
+    (root / "spectrograms" / "DarkX50X1-0.wav.npy").unlink()
+    _, computed = descriptor_control.load_or_compute_directions(model, progress=False, **folders)
+    assert computed
+
+
+def test_magnitude_60_lies_between_50_and_100_in_latent_space(applied_project, vae):
+    folders = dict(model_dir=applied_project / "model", spectrograms_dir=applied_project / "spectrograms",
+                   minmax_dir=applied_project / "minmax")
+    directions, _ = descriptor_control.load_or_compute_directions(vae, progress=False, **folders)
+    at_50, at_100 = directions["Crunch"][50], directions["Crunch"][100]
+    at_60 = descriptor_control.direction_at(directions, "Crunch", 60)
+    np.testing.assert_allclose(at_60, 0.8 * at_50 + 0.2 * at_100, rtol=1e-5, atol=1e-6)
+    between = np.linalg.norm(at_60 - at_50) + np.linalg.norm(at_100 - at_60)
+    assert between == pytest.approx(np.linalg.norm(at_100 - at_50), rel=1e-4)
+
+    note, _, _ = spectrogram.note_to_spectrogram(applied_project / "audio" / "ModulationFX" / "Fluttery" / "0" / "1-5.wav")
+    untouched = descriptor_control.apply_direction(vae, note, np.zeros_like(at_60))
+    moved = descriptor_control.apply_direction(vae, note, at_100)
+    assert untouched.shape == moved.shape == spectrogram.SPECTROGRAM_SHAPE
+    assert np.all((moved >= 0) & (moved <= 1)) and not np.allclose(untouched, moved)
+
+
+def test_a_stereo_48k_note_of_another_length_becomes_a_22050_hz_24_bit_file(applied_project, tmp_path):
+    note = plucked_note(196.0, sample_rate=48000, seconds=1.7, seed=7)
+    stereo = np.stack([note, 0.8 * np.roll(note, 30)], axis=1)
+    source = write_audio(tmp_path / "my note.flac", stereo, sample_rate=48000, subtype="PCM_16")
+    output = tmp_path / "out" / "fuzzed.wav"
+    result = run_script(SCRIPT, source, "Crunch", 60, "-o", output, "--seed", 1, "--griffin-lim-iters", 8,
+                        cwd=applied_project)
+    assert result.returncode == 0, result.stderr
+    info = soundfile.info(output)
+    assert (info.samplerate, info.channels, info.subtype) == (22050, 1, "PCM_24")
+    audio, _ = soundfile.read(output)
+    assert len(audio) == spectrogram.NUM_SAMPLES and np.all(np.isfinite(audio)) and np.abs(audio).max() > 0
+    assert (applied_project / "model" / CACHE).is_file()
+    stamp = (applied_project / "model" / CACHE).stat().st_mtime_ns
+
+    # The default output name, in a second run that reuses the cache.
+    result = run_script(SCRIPT, source, "Dark", 100, "--griffin-lim-iters", 4, cwd=applied_project)
+    assert result.returncode == 0, result.stderr
+    assert "using cached descriptor directions" in result.stdout
+    assert (applied_project / "model" / CACHE).stat().st_mtime_ns == stamp
+    assert soundfile.info(applied_project / "singlesample" / "generated" / "my note_Dark100.wav").samplerate == 22050
+
+
+def _bad_inputs(folder):
+    folder.mkdir()
+    corrupt = folder / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x24\x00\x00\x00WAVEnot really audio" * 10)
+    silent = write_audio(folder / "silent.wav", np.zeros(44100, dtype=np.float32))
+    good = write_audio(folder / "good.wav", plucked_note(330.0))
+    return {"missing": folder / "nowhere.wav", "corrupt": corrupt, "silent": silent, "good": good}
+
+
+@pytest.mark.parametrize("case, descriptor, magnitude, message", [
+    ("missing", "Crunch", 50, "does not exist"),
+    ("corrupt", "Crunch", 50, "cannot read"),
+    ("silent", "Crunch", 50, "silent"),
+    ("good", "Fizz", 50, "is not a descriptor; choose one of Bright"),
+    ("good", "Crunch", 150, "outside 0..100"),
+    ("good", "Fuzz", 50, "no notes of Fuzz above magnitude 0; choose one of Crunch, Dark, Fluttery"),
+])
+def test_bad_requests_give_one_line_and_write_nothing(trained_project, tmp_path, case, descriptor, magnitude, message):
+    root = fresh_copy(trained_project, tmp_path) if case == "good" and descriptor == "Fuzz" else trained_project
+    source = _bad_inputs(tmp_path / "inputs")[case]
+    output = tmp_path / "result.wav"
+    result = run_script(SCRIPT, source, descriptor, magnitude, "-o", output, cwd=root)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
+    assert not output.exists()
+    leftovers = [name for name in os.listdir(tmp_path) if name.startswith(".result")]
+    assert not leftovers
+    if root is trained_project:
+        assert not (trained_project / "model" / CACHE).exists()
+
+
+def test_without_a_model_or_data_the_step_to_run_is_named(processed_project, tmp_path):
+    source = write_audio(tmp_path / "note.wav", plucked_note(330.0))
+    result = run_script(SCRIPT, source, "Crunch", 50, "-o", tmp_path / "x.wav", cwd=processed_project)
+    assert result.returncode == 2 and "train_timbre_generation_vae.py" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_script(SCRIPT, source, "Crunch", 50, "-o", tmp_path / "x.wav", cwd=empty)
+    assert result.returncode == 2 and "process_audio_into_spectrograms.py" in result.stderr
+    assert not (tmp_path / "x.wav").exists()

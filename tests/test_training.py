@@ -1,0 +1,232 @@
+"""Training: the script on a handful of real spectrograms with a tiny architecture.
+
+Tiny model: the thesis's kernels and strides with 8 filters per layer and a latent size of 8
+(--filters 8 8 8 8 8 --latent 8), so a few epochs take seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT, run_script
+
+SCRIPT = "train_timbre_generation_vae.py"
+TINY = ("--filters", 8, 8, 8, 8, 8, "--latent", 8, "--batch-size", 8)
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def read_log(project: Path) -> list[dict]:
+    from semantic_timbre import training
+
+    return training.read_training_log(project / "model" / training.LOG_FILE_NAME)
+
+
+def checkpoint_epoch(project: Path) -> int | None:
+    from semantic_timbre import training
+
+    try:
+        meta = training.read_checkpoint_meta(training.checkpoint_path(project / "model"))
+    except Exception:  # being replaced right now: try again later
+        return None
+    return None if meta is None else meta["epoch"]
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def trained_tiny(processed_project, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A project trained for 3 epochs with a 20% validation split (read-only: copy it)."""
+    project = copy_project(processed_project, tmp_path_factory.mktemp("training") / "project")
+    result = run_script(SCRIPT, *TINY, "--epochs", 3, "--validation-split", 0.2, "--learning-rate", 0.002,
+                        cwd=project, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return project, result
+
+
+def test_training_lowers_the_loss_and_leaves_a_loadable_model(trained_tiny):
+    from semantic_timbre import training
+    from semantic_timbre.vae import VAE
+
+    project, result = trained_tiny
+    history = read_log(project)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["reconstruction_loss"] < history[0]["reconstruction_loss"]
+    for row in history:
+        assert set(row) == {"epoch", "loss", "reconstruction_loss", "kl_loss",
+                            "val_loss", "val_reconstruction_loss", "val_kl_loss"}
+        assert all(np.isfinite(value) for value in row.values())
+    # the validation losses are computed on held-out files (4 of 21), not a copy of the training losses
+    assert history[-1]["val_loss"] != history[-1]["loss"]
+    assert (project / "model" / training.LOSS_CURVE_FILE_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "validating on 4" in result.stdout
+
+    vae = VAE.load(str(project / "model"))
+    assert vae.parameters[1] == [8, 8, 8, 8, 8] and vae.latent_space_dimension == 8
+    spectrogram = np.load(sorted((project / "spectrograms").glob("*.npy"))[0])
+    reconstruction, latent = vae.reconstruct(spectrogram[None], seed=0)
+    assert reconstruction.shape == (1, 512, 64, 1) and latent.shape == (1, 8)
+    assert np.all(np.isfinite(reconstruction))
+
+
+def test_a_killed_run_resumes_from_its_last_epoch(processed_project, tmp_path):
+    project = copy_project(processed_project, tmp_path / "project")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / SCRIPT), *map(str, TINY), "--epochs", "200"],
+                               cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while (checkpoint_epoch(project) or 0) < 1:
+            assert process.poll() is None, "the training process ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 240 s"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    done = checkpoint_epoch(project)
+    assert 1 <= done < 200
+    before = read_log(project)
+    assert [row["epoch"] for row in before] == list(range(1, done + 1))
+    assert not (project / "model" / "weights.h5").exists()  # killed: no final model yet
+
+    result = run_script(SCRIPT, *TINY, "--epochs", done + 2, cwd=project, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"resuming from the checkpoint in model/checkpoint/ after epoch {done} of {done + 2}" in result.stdout
+    after = read_log(project)
+    assert [row["epoch"] for row in after] == list(range(1, done + 3))
+    assert after[:done] == before
+    assert checkpoint_epoch(project) == done + 2
+    # the weights and optimizer state came back: the resumed epochs go on from where the loss was
+    assert after[done]["loss"] < before[0]["loss"]
+    assert (project / "model" / "weights.h5").is_file()
+    assert not (project / "model" / "training_log.csv").read_text().count("val_")
+
+    restarted = run_script(SCRIPT, *TINY, "--epochs", 1, "--restart", cwd=project, timeout=300)
+    assert restarted.returncode == 0, restarted.stderr
+    assert [row["epoch"] for row in read_log(project)] == [1]
+
+
+def test_mirrored_strategy_on_two_logical_cpus_trains(processed_project, tmp_path):
+    project = copy_project(processed_project, tmp_path / "project")
+    result = run_script(SCRIPT, *TINY, "--epochs", 3, "--learning-rate", 0.002, "--distribute", "mirrored",
+                        "--logical-cpus", 2, cwd=project, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "distributing over 2 replica(s) with MirroredStrategy" in result.stdout
+    history = read_log(project)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert all(np.isfinite(row["loss"]) for row in history)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert (project / "model" / "weights.h5").is_file()
+
+
+def test_missing_or_empty_spectrograms_folder_names_the_preprocessor(project):
+    result = run_script(SCRIPT, *TINY, "--spectrograms-dir", "nowhere", cwd=project, timeout=120)
+    assert_one_line_error(result, "nowhere/ does not exist", "process_audio_into_spectrograms.py")
+    result = run_script(SCRIPT, *TINY, cwd=project, timeout=120)
+    assert_one_line_error(result, "holds no spectrograms", "process_audio_into_spectrograms.py")
+    assert list((project / "model").iterdir()) == []
+
+
+def test_a_spectrogram_of_the_wrong_shape_is_named_before_training(processed_project, tmp_path):
+    project = copy_project(processed_project, tmp_path / "project")
+    bad = project / "spectrograms" / "CrunchX100X1-7.wav.npy"
+    np.save(bad, np.zeros((512, 32), dtype=np.float32))
+    result = run_script(SCRIPT, *TINY, "--epochs", 1, cwd=project, timeout=120)
+    assert_one_line_error(result, "CrunchX100X1-7.wav.npy", "(512, 32)", "(512, 64)")
+    assert "training on" not in result.stdout
+    assert list((project / "model").iterdir()) == []
+
+
+def test_resume_without_a_checkpoint_is_refused(processed_project, tmp_path):
+    project = copy_project(processed_project, tmp_path / "project")
+    result = run_script(SCRIPT, *TINY, "--resume", cwd=project, timeout=120)
+    assert_one_line_error(result, "no checkpoint to resume from")
+
+
+def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint_and_model(trained_tiny, tmp_path):
+    # A real divergence: resuming the trained model with an absurd learning rate (1e30) blows the
+    # weights up to infinity within a step or two, and the loss becomes NaN.
+    from semantic_timbre import training
+
+    project = copy_project(trained_tiny[0], tmp_path / "project")
+    model = project / "model"
+    kept = {path.name: path.read_bytes() for path in [*model.iterdir(), training.checkpoint_path(model)]
+            if path.is_file()}
+    result = run_script(SCRIPT, *TINY, "--epochs", 6, "--validation-split", 0.2, "--learning-rate", 1e30,
+                        cwd=project, timeout=300)
+    error = assert_one_line_error(result, "the loss became nan in epoch 4", "epoch 3", "untouched")
+    assert "resuming" in result.stdout, error
+    assert {path.name: path.read_bytes() for path in [*model.iterdir(), training.checkpoint_path(model)]
+            if path.is_file()} == kept
+    assert checkpoint_epoch(project) == 3
+
+
+def test_a_spectrogram_with_nan_values_is_named(processed_project, tmp_path):
+    # A file whose header is right but whose values are NaN passes the start-up header check; the
+    # streaming pipeline stops at it and names it.
+    project = copy_project(processed_project, tmp_path / "project")
+    bad = project / "spectrograms" / "DarkX50X1-5.wav.npy"
+    values = np.load(bad)
+    values[100, 10] = np.nan
+    np.save(bad, values)
+    result = run_script(SCRIPT, *TINY, "--epochs", 1, cwd=project, timeout=300)
+    assert_one_line_error(result, "DarkX50X1-5.wav.npy", "NaN")
+    assert not (project / "model" / "weights.h5").exists()
+
+
+def test_dataset_streams_every_file_once_per_epoch_in_a_seeded_order(processed_project):
+    from semantic_timbre import dataset
+
+    paths = dataset.spectrogram_files(processed_project / "spectrograms")
+    stream = iter(dataset.spectrogram_dataset(paths, 8, seed=3))
+    epochs = [np.concatenate([next(stream).numpy() for _ in range(dataset.steps_per_epoch(len(paths), 8))])
+              for _ in range(2)]
+    expected = np.stack([np.load(path) for path in paths])[..., None]
+    key = lambda batch: sorted(map(bytes, batch.reshape(len(batch), -1)[:, :64].view(np.uint8)))  # noqa: E731
+    for epoch in epochs:
+        assert epoch.shape == (21, 512, 64, 1) and epoch.dtype == np.float32
+        assert key(epoch) == key(expected)  # every file exactly once
+    assert not np.array_equal(epochs[0], epochs[1])  # reshuffled each epoch
+    # epoch 1 of a stream resumed at epoch 1 has the same order as epoch 1 of an unbroken stream
+    resumed = iter(dataset.spectrogram_dataset(paths, 8, seed=3, first_epoch=1))
+    again = np.concatenate([next(resumed).numpy() for _ in range(dataset.steps_per_epoch(len(paths), 8))])
+    assert np.array_equal(again, epochs[1])
+
+
+def test_dataset_reads_other_npy_layouts(tmp_path):
+    from semantic_timbre import dataset
+
+    rng = np.random.default_rng(0)
+    plain, wide = rng.random((512, 64), dtype=np.float32), rng.random((512, 64))
+    np.save(tmp_path / "CrunchX100X1-0.wav.npy", plain)
+    np.save(tmp_path / "CrunchX100X1-1.wav.npy", np.asfortranarray(wide))  # float64, Fortran order
+    paths = dataset.spectrogram_files(tmp_path)
+    batch = next(iter(dataset.spectrogram_dataset(paths, 2, shuffle=False))).numpy()
+    np.testing.assert_array_equal(batch[0, ..., 0], plain)
+    np.testing.assert_array_equal(batch[1, ..., 0], wide.astype(np.float32))
+    (tmp_path / "CrunchX100X1-2.wav.npy").write_bytes(b"not a spectrogram")
+    with pytest.raises(Exception, match="CrunchX100X1-2.wav.npy is not a readable .npy file"):
+        dataset.spectrogram_files(tmp_path)

@@ -1,0 +1,98 @@
+"""Train the timbre VAE on the spectrograms in spectrograms/ and save it in model/.
+
+With no arguments it trains the thesis's model as the thesis did: learning rate 0.0005, batch 64,
+300 epochs, every spectrogram in spectrograms/. Spectrograms are streamed from disk, a
+checkpoint is written every epoch and a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
+
+DEMO_EPOCHS = 12
+LOGICAL_CPUS_VARIABLE = "SEMANTIC_TIMBRE_LOGICAL_CPUS"
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Train the timbre VAE on spectrograms/ and save it in model/ (thesis defaults).")
+    parser.add_argument("--preset", choices=("thesis", "demo"), default="thesis",
+                        help="thesis: the thesis's architecture and 300 epochs (default); demo: a smaller "
+                             f"architecture and {DEMO_EPOCHS} epochs, for a quick run on a CPU")
+    parser.add_argument("--epochs", type=int, help="number of epochs (thesis 300, demo %d)" % DEMO_EPOCHS)
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--learning-rate", type=float, default=0.0005, help="Adam learning rate (default 0.0005)")
+    parser.add_argument("--spectrograms-dir", default="spectrograms", help="spectrograms folder (default spectrograms)")
+    parser.add_argument("--model-dir", default="model", help="model folder to write (default model)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of weights and shuffling (default 0)")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="resume", action="store_const", const="resume", default="auto",
+                        help="resume from model/checkpoint/ (and fail if there is none); by default a "
+                             "checkpoint of the same configuration and folder is resumed automatically")
+    resume.add_argument("--restart", dest="resume", action="store_const", const="restart",
+                        help="ignore any checkpoint and train from scratch")
+    parser.add_argument("--validation-split", type=float, default=0.0,
+                        help="fraction of spectrograms held out for validation (default 0)")
+    parser.add_argument("--tensorboard", metavar="LOG_DIR", help="also write TensorBoard logs to LOG_DIR")
+    parser.add_argument("--mixed-precision", choices=("off", "bfloat16", "float16"), default="off",
+                        help="compute in bfloat16 or float16 (loss and variables stay float32); for GPUs")
+    parser.add_argument("--distribute", choices=("none", "mirrored", "multi-worker"), default="none",
+                        help="mirrored: every GPU of this machine; multi-worker: several machines described "
+                             "by the TF_CONFIG environment variable")
+    parser.add_argument("--no-xla", dest="xla", action="store_false",
+                        help="plain Keras fit without XLA compilation (for comparison)")
+    parser.add_argument("--filters", type=int, nargs="+", metavar="N",
+                        help="override the convolution filters of the preset (same number of layers)")
+    parser.add_argument("--latent", type=int, metavar="N", help="override the latent space dimension")
+    parser.add_argument("--logical-cpus", type=int, metavar="N",
+                        default=int(os.environ.get(LOGICAL_CPUS_VARIABLE, "0") or 0),
+                        help="testing aid: split the CPU into N logical devices (e.g. to try --distribute "
+                             f"mirrored without GPUs; also read from ${LOGICAL_CPUS_VARIABLE})")
+    return parser.parse_args(argv)
+
+
+def configuration_of(arguments) -> dict:
+    from semantic_timbre import vae
+
+    base = vae.DEMO_CONFIGURATION if arguments.preset == "demo" else vae.THESIS_CONFIGURATION
+    configuration = dict(base)
+    if arguments.filters:
+        if len(arguments.filters) != len(base["conv_filters"]) or min(arguments.filters) < 1:
+            raise UserError(f"--filters needs {len(base['conv_filters'])} positive numbers, one per layer of "
+                            f"the {arguments.preset} preset")
+        configuration["conv_filters"] = list(arguments.filters)
+    if arguments.latent is not None:
+        if arguments.latent < 1:
+            raise UserError("--latent must be at least 1")
+        configuration["latent_space_dimension"] = arguments.latent
+    return configuration
+
+
+def main(argv=None) -> int:
+    arguments = parse_arguments(argv)
+    quiet_tensorflow()
+    from semantic_timbre import training
+
+    training.configure_logical_cpus(arguments.logical_cpus)
+    epochs = arguments.epochs if arguments.epochs is not None else (DEMO_EPOCHS if arguments.preset == "demo" else 300)
+    if not 0 <= arguments.validation_split < 1:
+        raise UserError(f"--validation-split must be at least 0 and below 1, got {arguments.validation_split}")
+    options = training.TrainingOptions(
+        configuration=configuration_of(arguments), spectrograms_dir=arguments.spectrograms_dir,
+        model_dir=arguments.model_dir, epochs=epochs, batch_size=arguments.batch_size,
+        learning_rate=arguments.learning_rate, seed=arguments.seed, validation_split=arguments.validation_split,
+        resume=arguments.resume, tensorboard_dir=arguments.tensorboard, mixed_precision=arguments.mixed_precision,
+        distribute=arguments.distribute, xla=arguments.xla)
+    result = training.train(options)
+    if result.examples_per_second:
+        print(f"trained epochs {result.first_epoch + 1}-{result.epochs_done} at "
+              f"{result.examples_per_second:.1f} examples/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
