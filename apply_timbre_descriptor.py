@@ -50,17 +50,23 @@ def default_output(input_path: Path, descriptor: str, magnitude: float) -> Path:
 
 def read_note(path: Path):
     """Pre-process INPUT as the data set was; one clear error for a missing, unreadable or silent file."""
+    import soundfile
+
     from semantic_timbre import spectrogram
 
     if not path.is_file():
         raise UserError(f"input note {path} does not exist")
     try:
+        info = soundfile.info(str(path))
+    except Exception as error:  # libsndfile reports unreadable files as several exception types
+        detail = str(error).strip().splitlines()[0].split(": ")[-1] if str(error).strip() else type(error).__name__
+        raise UserError(f"cannot read {path} as audio ({detail}): give a WAV, FLAC, AIFF or OGG file") from None
+    if info.frames == 0:
+        raise UserError(f"input note {path} holds no samples")
+    try:
         return spectrogram.note_to_spectrogram(path)
     except spectrogram.SilentNoteError as error:
         raise UserError(f"input note {path} cannot be used: {error}") from None
-    except Exception as error:  # libsndfile, audioread and librosa raise many kinds
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"cannot read {path} as audio ({detail}): give a WAV, FLAC, AIFF or OGG file") from None
 
 
 def main(argv=None) -> int:
@@ -78,7 +84,12 @@ def main(argv=None) -> int:
     from semantic_timbre import descriptor_control, processed_data, safe_io, spectrogram
 
     normalised, low, high = read_note(input_path)
-    processed_data.require_spectrograms(arguments.spectrograms_dir)
+    notes = processed_data.require_spectrograms(arguments.spectrograms_dir)
+    present = sorted({note.descriptor for note in notes if not note.is_clean})
+    if arguments.descriptor not in present:
+        raise descriptor_control.DescriptorRequestError(
+            f"the processed data has no notes of {arguments.descriptor} above magnitude 0; choose one of "
+            f"{', '.join(present) if present else '(none: only clean notes)'}")
     from semantic_timbre.vae import VAE
 
     vae = VAE.load(arguments.model_dir)

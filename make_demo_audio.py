@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     jobs = arguments.jobs or _available_cores()
 
     print(demo_audio.STAND_IN_NOTICE)
-    print(f"writing {len(notes):,} notes to {output}/ with {min(jobs, len(notes))} process(es), seed {arguments.seed}")
+    print(f"writing {len(notes):,} notes to {output}/ with up to {jobs} process(es), seed {arguments.seed}")
     start = time.perf_counter()
     written = demo_audio.write_demo_audio(output, notes, seed=arguments.seed, jobs=jobs)
     seconds = time.perf_counter() - start

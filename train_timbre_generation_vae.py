@@ -75,14 +75,19 @@ def configuration_of(arguments) -> dict:
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
     quiet_tensorflow()
-    from semantic_timbre import training
+    from semantic_timbre import dataset, training
 
-    training.configure_logical_cpus(arguments.logical_cpus)
     epochs = arguments.epochs if arguments.epochs is not None else (DEMO_EPOCHS if arguments.preset == "demo" else 300)
     if not 0 <= arguments.validation_split < 1:
         raise UserError(f"--validation-split must be at least 0 and below 1, got {arguments.validation_split}")
+    # The data and the checkpoint are checked before TensorFlow starts, so these errors come at once.
+    files = dataset.spectrogram_files(arguments.spectrograms_dir)
+    checkpoint = training.checkpoint_path(arguments.model_dir)
+    if arguments.resume == "resume" and not checkpoint.is_file():
+        raise UserError(f"there is no checkpoint to resume from in {checkpoint.parent}/: train without --resume")
+    training.configure_logical_cpus(arguments.logical_cpus)
     options = training.TrainingOptions(
-        configuration=configuration_of(arguments), spectrograms_dir=arguments.spectrograms_dir,
+        configuration=configuration_of(arguments), files=files, spectrograms_dir=arguments.spectrograms_dir,
         model_dir=arguments.model_dir, epochs=epochs, batch_size=arguments.batch_size,
         learning_rate=arguments.learning_rate, seed=arguments.seed, validation_split=arguments.validation_split,
         resume=arguments.resume, tensorboard_dir=arguments.tensorboard, mixed_precision=arguments.mixed_precision,

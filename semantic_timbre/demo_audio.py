@@ -449,7 +449,8 @@ def demo_selection(descriptors=None, magnitudes=None, strings=None, frets=None, 
         frets = layout.FRETS if frets is None else frets
         positions = [(s, f) for s in strings for f in frets]
     positions = sorted({(int(s), int(f)) for s, f in positions})
-    notes = {layout.Note(d, int(m), s, f, f"{s}-{f}.wav") for d in descriptors for m in magnitudes for s, f in positions}
+    notes = {layout.Note(d, int(m), s, f, f"{s}-{f}.wav")
+             for d in descriptors for m in magnitudes for s, f in positions}
     if clean:
         notes |= {layout.Note(layout.CLEAN_DESCRIPTOR, 0, s, f, f"{s}-{f}.wav") for s, f in positions}
     return sorted(notes, key=lambda note: (note.string, note.fret, note.descriptor, note.magnitude))
@@ -467,6 +468,13 @@ class _Batch:
     output: str
     seed: int
     notes: tuple
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool, the workers stay quiet.
+    import signal as os_signal
+
+    os_signal.signal(os_signal.SIGINT, os_signal.SIG_IGN)
 
 
 def _write_batch(batch: _Batch) -> int:
@@ -498,8 +506,8 @@ def write_demo_audio(output, notes, seed: int = DEFAULT_SEED, jobs: int | None =
 
     output = Path(output)
     notes = list(notes)
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(notes) or 1))
     batches = _batches(notes, output, seed)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(batches) or 1))
     written = 0
     with tqdm(total=len(notes), unit="file", disable=not progress, desc="demo audio") as bar:
         if jobs == 1:
@@ -509,7 +517,7 @@ def write_demo_audio(output, notes, seed: int = DEFAULT_SEED, jobs: int | None =
         else:
             import multiprocessing
 
-            with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            with multiprocessing.get_context("spawn").Pool(jobs, initializer=_ignore_interrupts) as pool:
                 for count in pool.imap_unordered(_write_batch, batches):
                     written += count
                     bar.update(count)

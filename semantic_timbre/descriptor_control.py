@@ -93,14 +93,18 @@ def direction_at(directions: dict[str, dict[int, np.ndarray]], descriptor: str, 
         raise DescriptorRequestError(
             f"the processed data has no notes of {descriptor} above magnitude 0; choose one of "
             f"{', '.join(sorted(directions))}")
-    available = directions[descriptor]
+    return interpolate_direction(directions[descriptor], magnitude)
+
+
+def interpolate_direction(available: dict[int, np.ndarray], magnitude: float) -> np.ndarray:
+    """Interpolate one descriptor's {magnitude: direction} at `magnitude` as `direction_at` does."""
     dimension = len(next(iter(available.values())))
     points = {0: np.zeros(dimension, dtype=np.float32), **available}
     known = np.array(sorted(points))
     if magnitude >= known[-1]:
         return np.asarray(points[int(known[-1])], dtype=np.float32)
-    upper = int(known[np.searchsorted(known, magnitude, side="right")])
-    lower = int(known[np.searchsorted(known, magnitude, side="right") - 1])
+    position = int(np.searchsorted(known, magnitude, side="right"))
+    lower, upper = int(known[position - 1]), int(known[position])
     weight = (magnitude - lower) / (upper - lower)
     return ((1 - weight) * points[lower] + weight * points[upper]).astype(np.float32)
 
@@ -255,7 +259,7 @@ def recognition_rate(vae, codes: np.ndarray, notes, magnitude: float = 100, max_
         clean_indices = clean_indices[np.linspace(0, len(clean_indices) - 1, max_clean_notes).round().astype(int)]
     intended, shifted = [], []
     for descriptor in classes:
-        direction = direction_at(directions, str(descriptor), magnitude)
+        direction = interpolate_direction(directions[str(descriptor)], magnitude)
         for index in clean_indices:
             intended.append(str(descriptor))
             shifted.append(codes[index] + direction)

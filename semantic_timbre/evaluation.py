@@ -600,7 +600,8 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
                                                      {"notes": len(held_out)})
         results["spectral_convergence"] = MetricResult(float(np.mean(convergences)), None, {
             "notes": len(convergences), "griffin_lim_iterations": griffin_lim_iterations,
-            "original_inversion": float(np.mean(floor))})
+            "original_inversion": float(np.mean(floor))}) if convergences else MetricResult(
+            None, "no note was inverted (the number of notes to invert is 0)")
         results["log_spectral_distance_db"] = MetricResult(float(np.mean(distances)), None,
                                                            {"notes": len(held_out)})
     else:

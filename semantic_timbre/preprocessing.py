@@ -58,6 +58,12 @@ class Summary:
               max_listed: int = 100) -> list[str]:
         """The end-of-run report, one string per line."""
         rate = len(self.processed) / self.seconds if self.seconds > 0 else 0.0
+        if not self.processed and self.skipped and not self.failed:
+            out = [f"nothing new to process: {len(self.skipped)} note(s) already in {spectrograms_dir}/ "
+                   f"and {minmax_file} (--force redoes them)"]
+            if self.ignored:
+                out.append(f"ignored {len(self.ignored)} file(s) that are not audio")
+            return out
         out = [f"processed {len(self.processed)} note(s) into {spectrograms_dir}/ "
                f"(min/max in {minmax_file}) in {self.seconds:.1f} s "
                f"({rate:.0f} files/s, {self.jobs} job(s))"]
@@ -302,7 +308,9 @@ def _run(pending, spectrograms_dir, minmax_file, min_max, jobs, progress, summar
             _task_spectrograms_dir = spectrograms_dir
             results = map(_task, pending)
         else:
-            context = multiprocessing.get_context("fork")
+            # fork: workers start at once, sharing what this process already imported.
+            start_methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in start_methods else None)
             pool = context.Pool(jobs, initializer=_init_worker, initargs=(spectrograms_dir,))
             results = pool.imap_unordered(_task, pending, chunksize=_chunk_size(len(pending), jobs))
         bar = tqdm(total=len(pending), unit="file", disable=not progress or None, leave=False)

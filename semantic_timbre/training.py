@@ -18,7 +18,6 @@ import io
 import json
 import math
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -65,6 +64,7 @@ class TrainingOptions:
     mixed_precision: str = "off"
     distribute: str = "none"
     xla: bool = True
+    files: list | None = None  # the spectrogram files, if already listed and checked (dataset.spectrogram_files)
     steps_per_epoch: int | None = None  # None: one pass over the training files (for benchmarks)
     verbose: int | None = None  # Keras verbosity; None: a progress bar on a terminal, else a line per epoch
     log: object = field(default=print, repr=False)
@@ -282,7 +282,7 @@ def _epoch_recorder(vae, options, model_dir, fingerprint, history, chief, exampl
                 for key in (name, f"val_{name}"):
                     if key in logs:
                         row[key] = float(logs[key])
-            if not all(math.isfinite(value) for key, value in row.items() if key in LOSS_NAMES):
+            if not all(math.isfinite(value) for key, value in row.items() if key != "epoch"):
                 self.diverged = (epoch, None, row.get("loss"))
                 self.model.stop_training = True
                 return
@@ -293,11 +293,6 @@ def _epoch_recorder(vae, options, model_dir, fingerprint, history, chief, exampl
                 plot_loss_curve(Path(model_dir) / LOSS_CURVE_FILE_NAME, history)
 
     return EpochRecorder()
-
-
-def _non_finite_file(error) -> str | None:
-    match = re.search(rf"\[{dataset.NON_FINITE_MARKER}\] \[(.*?)\]", str(error))
-    return match.group(1) if match else None
 
 
 def build_vae(configuration: dict, learning_rate: float, xla: bool = True):
@@ -329,7 +324,7 @@ def train(options: TrainingOptions) -> TrainingResult:
     if options.mixed_precision not in MIXED_PRECISION_POLICIES:
         raise UserError(f"unknown mixed precision '{options.mixed_precision}': choose off, bfloat16 or float16")
     model_dir = Path(options.model_dir)
-    paths = dataset.spectrogram_files(options.spectrograms_dir)
+    paths = options.files if options.files is not None else dataset.spectrogram_files(options.spectrograms_dir)
     try:
         training_paths, validation_paths = dataset.split_validation(paths, options.validation_split, options.seed)
     except ValueError as error:
@@ -424,21 +419,21 @@ def train(options: TrainingOptions) -> TrainingResult:
         + f", batch {options.batch_size}, learning rate {options.learning_rate}, epochs {first_epoch + 1}"
           f"-{options.epochs}, {'XLA' if xla else 'no XLA'}"
         + (f", mixed precision {options.mixed_precision}" if policy else ""))
-    try:
-        vae.fit(training_data, epochs=options.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
-                validation_data=validation_data, callbacks=callbacks, verbose=verbose, shuffle=False)
-    except tf.errors.InvalidArgumentError as error:
-        bad = _non_finite_file(error)
-        if bad is None:
-            raise
-        raise ProcessedDataError(f"spectrogram {bad} holds NaN or infinite values: delete it and re-run the "
-                                 "pre-processor (the last good checkpoint is kept)") from None
+    vae.fit(training_data, epochs=options.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
+            validation_data=validation_data, callbacks=callbacks, verbose=verbose, shuffle=False)
 
     if recorder.diverged is not None:
         epoch, batch, loss = recorder.diverged
         kept = (f"the last good checkpoint (epoch {history[-1]['epoch']}) in {ckpt.parent}/"
                 if history else "no checkpoint was written")
         where = f"epoch {epoch + 1}" + (f", batch {batch + 1}" if batch is not None else "")
+        log(f"the loss became {loss} in {where}: looking for spectrograms with NaN or infinite values")
+        bad = dataset.find_non_finite(training_paths + validation_paths)
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise ProcessedDataError(f"spectrogram {bad[0]}{more} holds NaN or infinite values, which made the "
+                                     f"loss {loss} in {where}: delete it and re-run the pre-processor; {kept} "
+                                     f"and the model files in {model_dir}/ are untouched")
         raise TrainingDivergedError(f"the loss became {loss} in {where}: training stopped; {kept} and "
                                     f"the model files in {model_dir}/ are untouched; lower the learning rate "
                                     "(--learning-rate) and resume")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pickle
 from collections import defaultdict
 from pathlib import Path
@@ -53,7 +52,7 @@ THESIS_CONFIGURATION = {
 #: latent space, so that tens of epochs on the demo set take minutes on two CPU cores.
 DEMO_CONFIGURATION = {
     "input_shape": (512, 64, 1),
-    "conv_filters": (32, 32, 32, 16, 16),
+    "conv_filters": (16, 16, 16, 16, 16),
     "conv_kernels": (3, 3, 3, 3, 3),
     "conv_strides": (2, 2, 2, 2, (2, 1)),
     "latent_space_dimension": 32,
@@ -325,12 +324,13 @@ class VAE(keras.Model):
 
         A numpy array is shuffled every epoch, as in the thesis; extra keyword arguments go to fit.
         """
-        if self.optimizer is None or not getattr(self, "compiled", True):
+        if getattr(self, "optimizer", None) is None:
             self.compile()
         if isinstance(x, np.ndarray):
             x = self._as_batch(x)
             fit_kwargs.setdefault("shuffle", True)
             return self.fit(x, batch_size=batch_size, epochs=num_epochs, **fit_kwargs)
+        fit_kwargs.setdefault("shuffle", False)  # a dataset shuffles itself
         return self.fit(x, epochs=num_epochs, **fit_kwargs)
 
     # -- inference

@@ -126,7 +126,7 @@ def trained_project(processed_project, tmp_path_factory) -> Path:
                              for note in notes])
     keras.utils.set_random_seed(0)
     vae = VAE((512, 64, 1), (8, 8, 8, 8, 8), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 8, seed=0)
-    vae.compile(learning_rate=0.002)
-    vae.train(spectrograms, batch_size=8, num_epochs=5, verbose=0)
+    vae.compile(learning_rate=0.002, jit_compile=False)  # XLA would take longer to compile than to train
+    vae.train(spectrograms, batch_size=7, num_epochs=5, verbose=0)
     vae.save(root / layout.MODEL_DIR)
     return root

@@ -1,0 +1,86 @@
+"""Generate one note with the trained VAE: encode a note of the data set, decode it and write both
+the generated note and the original spectrogram, each inverted to audio.
+
+Writes singlesample/generated/0.wav and singlesample/original/0.wav (24-bit PCM, 22,050 Hz).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from semantic_timbre import layout
+from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
+from semantic_timbre.generation import available_values
+
+
+def add_generation_options(parser: argparse.ArgumentParser, output_dir: str) -> None:
+    """Options shared by the single-sample and interpolation commands."""
+    parser.add_argument("--string", type=int, default=None,
+                        help="string (1-6) for a pitch that sits on several strings (default: string 1 if the "
+                             "data has the note there, else the only string that has it)")
+    parser.add_argument("--use-mean", action="store_true",
+                        help="decode the mean code mu instead of a sample z (the thesis samples z)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed for the latent sample and Griffin-Lim's initial phase (default: unseeded)")
+    parser.add_argument("--griffin-lim-iters", type=int, default=32, help="Griffin-Lim iterations (default: 32)")
+    parser.add_argument("--thesis-inversion", action="store_true",
+                        help="invert exactly as the thesis did (512 rows as they are, so n_fft 1022)")
+    parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
+    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
+                        help="processed spectrograms (default: spectrograms)")
+    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
+    parser.add_argument("--output-dir", default=output_dir,
+                        help=f"folder that receives generated/ and original/ (default: {output_dir})")
+
+
+def allowed_values_help() -> str:
+    values = available_values()
+    return (f"DESCRIPTOR: {', '.join(values.descriptors)}. MAGNITUDE: {', '.join(map(str, values.magnitudes))} "
+            f"(0 = the clean note). PITCH: {', '.join(values.pitches)} (string 1). Other magnitudes, pitches and "
+            f"strings are allowed when the processed data holds them.")
+
+
+def check_common(arguments) -> None:
+    if arguments.griffin_lim_iters < 1:
+        raise UserError(f"--griffin-lim-iters must be at least 1, got {arguments.griffin_lim_iters}")
+
+
+def load_model(model_dir):
+    quiet_tensorflow()
+    from semantic_timbre.vae import VAE
+
+    return VAE.load(model_dir)
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=allowed_values_help())
+    parser.add_argument("descriptor", metavar="DESCRIPTOR", help="semantic descriptor, e.g. Crunch")
+    parser.add_argument("magnitude", metavar="MAGNITUDE", help="0 (clean) to 100, e.g. 100")
+    parser.add_argument("pitch", metavar="PITCH", help="note name, e.g. E4 or F#5")
+    add_generation_options(parser, layout.SINGLE_SAMPLE_DIR)
+    arguments = parser.parse_args(argv)
+    check_common(arguments)
+    return arguments
+
+
+def main(argv=None) -> int:
+    from semantic_timbre.generation import find_note, generate_single_sample
+
+    arguments = parse_arguments(argv)
+    note = find_note(arguments.descriptor, arguments.magnitude, arguments.pitch, arguments.string,
+                     arguments.spectrograms_dir)
+    vae = load_model(arguments.model_dir)
+    written = generate_single_sample(vae, note, arguments.spectrograms_dir, arguments.minmax_dir,
+                                     arguments.output_dir, use_mean=arguments.use_mean, seed=arguments.seed,
+                                     n_iter=arguments.griffin_lim_iters,
+                                     thesis_inversion=arguments.thesis_inversion)
+    print(f"generated from {Path(arguments.spectrograms_dir) / note.spectrogram_name}:")
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,91 @@
+"""Plot the trained VAE's latent space: every spectrogram encoded (mu), reduced to 2-D with t-SNE
+(or PCA) and scatter-plotted, coloured by descriptor, magnitude or pitch.
+
+Writes Visualise_VAE_Latent_Space_tSNE[_TimbreLabel|_MagnitudeLabel|_PitchLabel].png in the
+current folder, with a CSV of the 2-D coordinates and an interactive HTML version beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from semantic_timbre import layout
+from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    labels = parser.add_mutually_exclusive_group()
+    labels.add_argument("-timbre", dest="label", action="store_const", const="timbre",
+                        help="colour by descriptor only (..._TimbreLabel.png)")
+    labels.add_argument("-magnitude", dest="label", action="store_const", const="magnitude",
+                        help="colour by magnitude (..._MagnitudeLabel.png)")
+    labels.add_argument("-pitch", dest="label", action="store_const", const="pitch",
+                        help="colour by pitch (..._PitchLabel.png)")
+    parser.set_defaults(label="all")
+    parser.add_argument("--method", choices=("tsne", "pca"), default="tsne",
+                        help="2-D reduction: t-SNE with random_state 42 (default, as the thesis) or PCA")
+    parser.add_argument("--output", default=None,
+                        help="PNG path (default: the thesis's file name in the current folder); the CSV and "
+                             "HTML go beside it with the same name")
+    parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
+    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
+                        help="processed spectrograms (default: spectrograms)")
+    parser.add_argument("--batch-size", type=int, default=64, help="spectrograms encoded at a time (default: 64)")
+    parser.add_argument("--dpi", type=int, default=110, help="PNG resolution (default: 110)")
+    parser.add_argument("--no-html", action="store_true", help="do not write the interactive HTML version")
+    parser.add_argument("--show", action="store_true", help="also open the plot in a window")
+    arguments = parser.parse_args(argv)
+    if arguments.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {arguments.batch_size}")
+    if arguments.output is not None and Path(arguments.output).suffix.lower() != ".png":
+        raise UserError(f"--output must end in .png, got {arguments.output}")
+    return arguments
+
+
+def main(argv=None) -> int:
+    arguments = parse_arguments(argv)
+    import matplotlib
+
+    if not arguments.show:
+        matplotlib.use("Agg")
+    from semantic_timbre import latent_plot, processed_data
+    from semantic_timbre.latent import encode_notes
+
+    notes = processed_data.require_spectrograms(arguments.spectrograms_dir)
+    if len(notes) < 2:
+        raise UserError(f"{arguments.spectrograms_dir}/ holds {len(notes)} spectrogram: at least 2 are needed "
+                        f"to plot a latent space")
+    quiet_tensorflow()
+    from semantic_timbre.vae import VAE
+
+    vae = VAE.load(arguments.model_dir)
+    codes = encode_notes(vae, notes, arguments.spectrograms_dir, batch_size=arguments.batch_size, use_mean=True)
+    print(f"reducing {len(notes)} latent codes to 2-D with {latent_plot.METHODS[arguments.method]}...",
+          file=sys.stderr)
+    points = latent_plot.reduce_to_2d(codes, arguments.method, random_state=42)
+
+    png = Path(arguments.output or latent_plot.plot_file_name(arguments.label, arguments.method))
+    figure = latent_plot.plot_latent_space(points, notes, arguments.label, arguments.method)
+    written = [latent_plot.save_figure(figure, png, dpi=arguments.dpi),
+               latent_plot.write_coordinates_csv(png.with_suffix(".csv"), points, notes)]
+    if not arguments.no_html:
+        written.append(latent_plot.write_html(png.with_suffix(".html"), points, notes, arguments.label,
+                                              arguments.method))
+    for path in written:
+        print(path)
+    if arguments.show:
+        import matplotlib.image
+        import matplotlib.pyplot as plt
+
+        plt.figure(figsize=figure.get_size_inches())
+        plt.imshow(matplotlib.image.imread(png))
+        plt.axis("off")
+        plt.show()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
