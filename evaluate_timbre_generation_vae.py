@@ -138,6 +138,8 @@ def main(argv=None) -> int:
             continue
         value = "null" if entry["value"] is None else f"{entry['value']:.4g}"
         extra = f" (chance {entry['chance_level']:.3g})" if entry.get("chance_level") is not None else ""
+        if entry.get("real_notes_round_trip") is not None:
+            extra += f" (real notes through the same round trip: {entry['real_notes_round_trip']:.3g})"
         extra += f" ({entry['reason']})" if entry.get("reason") else ""
         print(f"  {key}: {value}{extra}")
     return 0

@@ -13,7 +13,7 @@ import sys
 
 from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
 
-DEMO_EPOCHS = 12
+DEMO_EPOCHS = 8
 LOGICAL_CPUS_VARIABLE = "SEMANTIC_TIMBRE_LOGICAL_CPUS"
 
 
@@ -74,7 +74,6 @@ def configuration_of(arguments) -> dict:
 
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
-    quiet_tensorflow()
     from semantic_timbre import dataset, training
 
     epochs = arguments.epochs if arguments.epochs is not None else (DEMO_EPOCHS if arguments.preset == "demo" else 300)
@@ -85,6 +84,7 @@ def main(argv=None) -> int:
     checkpoint = training.checkpoint_path(arguments.model_dir)
     if arguments.resume == "resume" and not checkpoint.is_file():
         raise UserError(f"there is no checkpoint to resume from in {checkpoint.parent}/: train without --resume")
+    quiet_tensorflow()
     training.configure_logical_cpus(arguments.logical_cpus)
     options = training.TrainingOptions(
         configuration=configuration_of(arguments), files=files, spectrograms_dir=arguments.spectrograms_dir,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,8 +103,6 @@ def make_scaled_set(notes, spectrograms_dir: Path, minmax_dir: Path, work: Path,
             try:
                 os.link(source, target / copy.spectrogram_name)
             except OSError:
-                import shutil
-
                 shutil.copyfile(source, target / copy.spectrogram_name)
             scaled[copy.minmax_key] = min_max[note.minmax_key]
     safe_io.save_pickle_atomic(processed_data.min_max_path(target_minmax), scaled)
@@ -145,7 +144,7 @@ def main() -> int:
         print("making a small demo set...", flush=True)
         spectrograms_dir, minmax_dir = make_small_set(work)
     notes = processed_data.require_spectrograms(spectrograms_dir)
-    if not (Path(model_dir) / "weights.h5").is_file():
+    if not arguments.skip_latency and not (Path(model_dir) / "weights.h5").is_file():
         model_dir = work / "model"
         print(f"no trained model: training a demo model for one epoch into {model_dir}...", flush=True)
         run("train_timbre_generation_vae.py", "--preset", "demo", "--epochs", 1, "--spectrograms-dir",
@@ -178,8 +177,6 @@ def main() -> int:
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     safe_io.write_bytes_atomic(arguments.output, (json.dumps(results, indent=1) + "\n").encode())
     print(f"wrote {arguments.output}")
-    import shutil
-
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -68,7 +68,8 @@ DEFINITIONS = {
         "Each descriptor's direction (mean code at the magnitude minus mean clean code) is added "
         "to the code of clean notes; the results are decoded, re-encoded (mu) and classified by "
         "a classifier trained on the real non-clean notes: the fraction recognised as the "
-        "intended descriptor; compare with the chance level beside it."),
+        "intended descriptor; compare with the chance level, and with the rate for real effected "
+        "notes put through the same decode/re-encode round trip, beside it."),
 }
 
 
@@ -462,7 +463,10 @@ def report_markdown(report: dict, plots: dict[str, str]) -> str:
                 f", majority rate {entry['majority_rate']:.4g}" if entry.get("majority_rate") is not None else "")
             if entry.get("folds"):
                 note += f", {entry['folds']}-fold"
-        elif key == "spectral_convergence" and entry.get("original_inversion") is not None:
+        if entry.get("real_notes_round_trip") is not None:
+            note += (f"; real effected notes after the same decode/re-encode round trip: "
+                     f"{entry['real_notes_round_trip']:.4g}")
+        if key == "spectral_convergence" and entry.get("original_inversion") is not None:
             note = f"inverting the original spectrogram itself: {entry['original_inversion']:.4g}"
         lines.append(f"| `{key}` | {shown} | {note} |")
     lines += ["", "## Definitions", ""]

@@ -14,6 +14,16 @@ from pathlib import Path
 import numpy as np
 
 
+def _default_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+# mkstemp creates files readable by the owner only; finished files get the usual permissions.
+_FILE_MODE = _default_file_mode()
+
+
 class UnsafePickleError(pickle.UnpicklingError):
     """A pickle that asks to build something other than plain data."""
 
@@ -29,6 +39,7 @@ def atomic_path(path: str | Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(temporary, _FILE_MODE)
     try:
         yield Path(temporary)
         with open(temporary, "rb+") as handle:

@@ -250,7 +250,7 @@ def plot_loss_curve(path: str | Path, history: list) -> None:
 
 # ---------------------------------------------------------------- the run
 
-def _epoch_recorder(vae, options, model_dir, fingerprint, history, chief, examples_per_epoch):
+def _epoch_recorder(vae, model_dir, fingerprint, history, chief):
     """One Keras callback that, in order: stops at the first non-finite loss, and after each good
     epoch writes the checkpoint, the CSV and the loss curve (on the chief worker only)."""
     import keras
@@ -258,7 +258,7 @@ def _epoch_recorder(vae, options, model_dir, fingerprint, history, chief, exampl
     class EpochRecorder(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.diverged = None  # (epoch, batch, loss) of the first non-finite loss
+            self.diverged = None  # (epoch, batch or None, what) of the first non-finite loss
             self.epoch_start = None
             self.seconds = []
 
@@ -269,7 +269,7 @@ def _epoch_recorder(vae, options, model_dir, fingerprint, history, chief, exampl
         def on_train_batch_end(self, batch, logs=None):
             loss = float((logs or {}).get("loss", 0.0))
             if not math.isfinite(loss) and self.diverged is None:
-                self.diverged = (self.epoch, batch, loss)
+                self.diverged = (self.epoch, batch, f"the loss became {loss}")
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
@@ -282,8 +282,9 @@ def _epoch_recorder(vae, options, model_dir, fingerprint, history, chief, exampl
                 for key in (name, f"val_{name}"):
                     if key in logs:
                         row[key] = float(logs[key])
-            if not all(math.isfinite(value) for key, value in row.items() if key != "epoch"):
-                self.diverged = (epoch, None, row.get("loss"))
+            bad = [f"{key} became {value}" for key, value in row.items() if key != "epoch" and not math.isfinite(value)]
+            if bad:
+                self.diverged = (epoch, None, bad[0])
                 self.model.stop_training = True
                 return
             history.append(row)
@@ -369,6 +370,10 @@ def train(options: TrainingOptions) -> TrainingResult:
             keras.mixed_precision.set_global_policy(policy)
         with strategy.scope():
             vae = build_vae(configuration, options.learning_rate, xla)
+            if options.distribute == "multi-worker":
+                # Keras 3 averages scalar metrics across workers with reduce(axis=0), which fails on
+                # scalars; each worker logs the losses of its own share of the batches instead.
+                vae.distribute_reduction_method = "first"
             history: list = []
             first_epoch = 0
             if meta is not None:
@@ -409,7 +414,7 @@ def train(options: TrainingOptions) -> TrainingResult:
                                                       repeat=False)
     steps = options.steps_per_epoch or dataset.steps_per_epoch(len(training_paths), options.batch_size)
 
-    recorder = _epoch_recorder(vae, options, model_dir, fingerprint, history, chief, len(training_paths))
+    recorder = _epoch_recorder(vae, model_dir, fingerprint, history, chief)
     callbacks = [recorder]
     if options.tensorboard_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(options.tensorboard_dir)))
@@ -423,18 +428,18 @@ def train(options: TrainingOptions) -> TrainingResult:
             validation_data=validation_data, callbacks=callbacks, verbose=verbose, shuffle=False)
 
     if recorder.diverged is not None:
-        epoch, batch, loss = recorder.diverged
+        epoch, batch, what = recorder.diverged
         kept = (f"the last good checkpoint (epoch {history[-1]['epoch']}) in {ckpt.parent}/"
                 if history else "no checkpoint was written")
         where = f"epoch {epoch + 1}" + (f", batch {batch + 1}" if batch is not None else "")
-        log(f"the loss became {loss} in {where}: looking for spectrograms with NaN or infinite values")
+        log(f"{what} in {where}: looking for spectrograms with NaN or infinite values")
         bad = dataset.find_non_finite(training_paths + validation_paths)
         if bad:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            raise ProcessedDataError(f"spectrogram {bad[0]}{more} holds NaN or infinite values, which made the "
-                                     f"loss {loss} in {where}: delete it and re-run the pre-processor; {kept} "
+            raise ProcessedDataError(f"spectrogram {bad[0]}{more} holds NaN or infinite values ({what} "
+                                     f"in {where}): delete it and re-run the pre-processor; {kept} "
                                      f"and the model files in {model_dir}/ are untouched")
-        raise TrainingDivergedError(f"the loss became {loss} in {where}: training stopped; {kept} and "
+        raise TrainingDivergedError(f"{what} in {where}: training stopped; {kept} and "
                                     f"the model files in {model_dir}/ are untouched; lower the learning rate "
                                     "(--learning-rate) and resume")
     if chief:

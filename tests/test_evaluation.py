@@ -191,6 +191,7 @@ def test_the_command_writes_a_report_with_every_key_and_plots(trained_project, t
     assert "only truly held out if" in report["run"]["split"]
     assert report["classifier_accuracy"]["chance_level"] == pytest.approx(1 / 3)
     assert report["descriptor_transfer_recognition"]["trials"] == 9
+    assert 0 <= report["descriptor_transfer_recognition"]["real_notes_round_trip"] <= 1
     assert 0 <= report["spectral_convergence"]["value"] and report["log_spectral_distance_db"]["value"] > 0
     assert 0 <= report["reconstruction_mse"]["value"] < 1
     markdown = (output / "report.md").read_text()
