@@ -13,7 +13,7 @@ import sys
 
 from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
 
-DEMO_EPOCHS = 8
+DEMO_EPOCHS = 10
 LOGICAL_CPUS_VARIABLE = "SEMANTIC_TIMBRE_LOGICAL_CPUS"
 
 

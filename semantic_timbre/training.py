@@ -296,6 +296,20 @@ def _epoch_recorder(vae, model_dir, fingerprint, history, chief):
     return EpochRecorder()
 
 
+def _log_losses_as_vectors(vae) -> None:
+    """Make the train and test steps return each loss as a 1-element vector.
+
+    Keras 3 averages the step's outputs over workers with strategy.reduce("MEAN", value, axis=0),
+    which fails on scalars under MultiWorkerMirroredStrategy; 1-element vectors reduce to the
+    scalar mean over workers.
+    """
+    from keras import ops
+
+    train_step, test_step = vae.train_step, vae.test_step
+    vae.train_step = lambda data: {key: ops.reshape(value, (1,)) for key, value in train_step(data).items()}
+    vae.test_step = lambda data: {key: ops.reshape(value, (1,)) for key, value in test_step(data).items()}
+
+
 def build_vae(configuration: dict, learning_rate: float, xla: bool = True):
     """Build and compile the VAE of a configuration dict (vae.THESIS_CONFIGURATION's keys)."""
     from . import vae as vae_module
@@ -371,9 +385,7 @@ def train(options: TrainingOptions) -> TrainingResult:
         with strategy.scope():
             vae = build_vae(configuration, options.learning_rate, xla)
             if options.distribute == "multi-worker":
-                # Keras 3 averages scalar metrics across workers with reduce(axis=0), which fails on
-                # scalars; each worker logs the losses of its own share of the batches instead.
-                vae.distribute_reduction_method = "first"
+                _log_losses_as_vectors(vae)
             history: list = []
             first_epoch = 0
             if meta is not None:

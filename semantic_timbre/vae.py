@@ -350,9 +350,9 @@ class VAE(keras.Model):
         function = self._inference.get(which)
         if function is None:
             if which == "encode":
-                function = tf.function(lambda x: self.encoder(x, training=False)[:2], reduce_retracing=True)
+                function = tf.function(lambda x: self.encoder(x, training=False)[:2], reduce_retracing=True, autograph=False)
             else:
-                function = tf.function(lambda z: self.decoder(z, training=False), reduce_retracing=True)
+                function = tf.function(lambda z: self.decoder(z, training=False), reduce_retracing=True, autograph=False)
             self._inference[which] = function
         return function(tf.constant(batch))
 

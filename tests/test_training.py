@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -139,6 +140,49 @@ def test_mirrored_strategy_on_two_logical_cpus_trains(trained_tiny, tmp_path):
     assert all(np.isfinite(row["loss"]) for row in history)
     assert history[-1]["loss"] < history[0]["loss"]
     assert (project / "model" / "weights.h5").is_file()
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for handle in sockets:
+        handle.bind(("localhost", 0))
+    ports = [handle.getsockname()[1] for handle in sockets]
+    for handle in sockets:
+        handle.close()
+    return ports
+
+
+def test_multi_worker_training_across_two_processes(processed_project, tmp_path):
+    # Two workers on this machine stand in for two machines, each with its own copy of the project;
+    # the cluster comes from TF_CONFIG. Only worker 0 writes the model folder.
+    ports = free_ports(2)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    projects = [copy_project(processed_project, tmp_path / f"worker{index}") for index in range(2)]
+    processes = []
+    for index, project in enumerate(projects):
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2",
+                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        processes.append(subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / SCRIPT), *map(str, TINY), "--epochs", "3", "--learning-rate", "0.002",
+             "--distribute", "multi-worker"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True))
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=240))
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    for process, (stdout, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stdout + stderr
+        assert "distributing over 2 replica(s)" in stdout
+    history = read_log(projects[0])
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert all(np.isfinite(row["loss"]) for row in history)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert (projects[0] / "model" / "weights.h5").is_file()
+    assert list((projects[1] / "model").iterdir()) == []
 
 
 def test_missing_or_empty_spectrograms_folder_names_the_preprocessor(project):

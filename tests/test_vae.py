@@ -292,8 +292,8 @@ def test_encoding_is_reproducible_with_a_seed(trained_project, spectrograms):
     assert mu.shape == log_variance.shape == z.shape == (21, 8)
     assert mu.dtype == log_variance.dtype == z.dtype == np.float32
     mu_again, _, z_again = vae.encode(spectrograms[..., None], batch_size=4, seed=5)
-    np.testing.assert_allclose(mu_again, mu, atol=1e-6)
-    np.testing.assert_allclose(z_again, z, atol=1e-6)
+    np.testing.assert_allclose(mu_again, mu, rtol=1e-5, atol=1e-6)  # another batch size: float rounding
+    np.testing.assert_allclose(z_again, z, rtol=1e-5, atol=1e-6)
     _, _, z_other = vae.encode(spectrograms, seed=6)
     assert not np.allclose(z_other, z)
     epsilon = np.random.default_rng(5).standard_normal(mu.shape)
