@@ -163,14 +163,25 @@ def _warm_up() -> None:
 def _init_worker(spectrograms_dir: Path) -> None:
     global _task_spectrograms_dir
     _task_spectrograms_dir = spectrograms_dir
-    # The parent handles Ctrl-C; a terminated worker unwinds so no temporary file is left behind.
+    # The main process handles Ctrl-C and kill, and stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _stop_with_parent()
     _warm_up()
 
 
-def _exit_on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)
+def _stop_with_parent() -> None:
+    """On Linux, have the kernel send SIGTERM to this worker when the main process dies (kill -9)."""
+    try:
+        import ctypes
+
+        parent = os.getppid()
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the request took effect
+            raise SystemExit(1)
+    except (OSError, AttributeError):
+        pass
 
 
 def _task(item):
@@ -186,7 +197,7 @@ def _task(item):
 
 
 def _chunk_size(pending: int, jobs: int) -> int:
-    return max(1, min(32, pending // (jobs * 16)))
+    return max(1, min(16, pending // (jobs * 16)))
 
 
 def default_jobs() -> int:
@@ -238,6 +249,8 @@ def process_audio_folder(
         The existing min_max_values.pkl is not a plain dict (nothing is processed).
     PreprocessingInterrupted
         Ctrl-C or SIGTERM; the min/max of every finished note was saved first.
+    UserError
+        A worker process died (the min/max of every finished note was saved first).
     """
     audio_dir, spectrograms_dir = Path(audio_dir), Path(spectrograms_dir)
     minmax_file = processed_data.min_max_path(minmax_dir)
@@ -257,8 +270,10 @@ def process_audio_folder(
 
     # Read what is already there before any work, so a refused pickle stops the run at once.
     min_max = processed_data.load_min_max(minmax_dir) if minmax_file.exists() else {}
-    existing = set(os.listdir(spectrograms_dir)) if spectrograms_dir.is_dir() else set()
     spectrograms_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in spectrograms_dir.glob(".*.npy.*.tmp.npy"):  # safe_io's temporary files
+        leftover.unlink(missing_ok=True)  # a killed run's, never a finished spectrogram
+    existing = set(os.listdir(spectrograms_dir))
 
     pending, claimed = [], {}
     for path in audio_files:
@@ -293,9 +308,12 @@ def _save(minmax_file: Path, min_max: dict) -> None:
 
 
 def _run(pending, spectrograms_dir, minmax_file, min_max, jobs, progress, summary) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     from tqdm import tqdm
 
-    pool = None
+    executor = None
     changed = False
     last_save = time.monotonic()
     previous_sigterm = signal.getsignal(signal.SIGTERM)
@@ -311,8 +329,9 @@ def _run(pending, spectrograms_dir, minmax_file, min_max, jobs, progress, summar
             # fork: workers start at once, sharing what this process already imported.
             start_methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in start_methods else None)
-            pool = context.Pool(jobs, initializer=_init_worker, initargs=(spectrograms_dir,))
-            results = pool.imap_unordered(_task, pending, chunksize=_chunk_size(len(pending), jobs))
+            executor = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                                           initargs=(spectrograms_dir,))
+            results = executor.map(_task, pending, chunksize=_chunk_size(len(pending), jobs))
         bar = tqdm(total=len(pending), unit="file", disable=not progress or None, leave=False)
         for result in results:
             bar.update()
@@ -326,25 +345,24 @@ def _run(pending, spectrograms_dir, minmax_file, min_max, jobs, progress, summar
             if time.monotonic() - last_save > SAVE_INTERVAL_SECONDS:
                 _save(minmax_file, min_max)
                 last_save = time.monotonic()
-        if pool is not None:
-            pool.close()
-            pool.join()
-            pool = None
-    except KeyboardInterrupt:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-            pool = None
+    except (KeyboardInterrupt, BrokenProcessPool) as error:
         if bar is not None:
             bar.close()
             bar = None
+        if executor is not None:
+            # Workers ignore Ctrl-C: they finish the few files they hold, then stop.
+            executor.shutdown(wait=True, cancel_futures=True)
+            executor = None
         if changed:
             _save(minmax_file, min_max)
+        if isinstance(error, BrokenProcessPool):
+            raise UserError(f"a worker process died unexpectedly; the min/max of the "
+                            f"{len(summary.processed)} note(s) done were saved: run again to go on "
+                            f"(with --jobs 1 to see which file causes it)") from None
         raise PreprocessingInterrupted(summary) from None
     finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        if executor is not None:
+            executor.shutdown(wait=True)
         if bar is not None:
             bar.close()
         signal.signal(signal.SIGTERM, previous_sigterm)

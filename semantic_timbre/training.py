@@ -338,6 +338,12 @@ def train(options: TrainingOptions) -> TrainingResult:
         raise UserError("epochs and batch size must be at least 1 and the learning rate above 0")
     if options.mixed_precision not in MIXED_PRECISION_POLICIES:
         raise UserError(f"unknown mixed precision '{options.mixed_precision}': choose off, bfloat16 or float16")
+    if options.tensorboard_dir:
+        try:
+            import tensorboard  # noqa: F401  (an optional dependency)
+        except ImportError:
+            raise UserError("TensorBoard logs need the tensorboard package: 'pip install tensorboard', or train "
+                            "without --tensorboard") from None
     model_dir = Path(options.model_dir)
     paths = options.files if options.files is not None else dataset.spectrogram_files(options.spectrograms_dir)
     try:
