@@ -14,6 +14,7 @@ import sys
 from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
 
 DEMO_EPOCHS = 10
+DEMO_LEARNING_RATE = 0.003  # a few epochs need a faster start than the thesis's 0.0005
 LOGICAL_CPUS_VARIABLE = "SEMANTIC_TIMBRE_LOGICAL_CPUS"
 
 
@@ -25,7 +26,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                              f"architecture and {DEMO_EPOCHS} epochs, for a quick run on a CPU")
     parser.add_argument("--epochs", type=int, help="number of epochs (thesis 300, demo %d)" % DEMO_EPOCHS)
     parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    parser.add_argument("--learning-rate", type=float, default=0.0005, help="Adam learning rate (default 0.0005)")
+    parser.add_argument("--learning-rate", type=float,
+                        help=f"Adam learning rate (thesis 0.0005, demo {DEMO_LEARNING_RATE})")
     parser.add_argument("--spectrograms-dir", default="spectrograms", help="spectrograms folder (default spectrograms)")
     parser.add_argument("--model-dir", default="model", help="model folder to write (default model)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of weights and shuffling (default 0)")
@@ -45,6 +47,10 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                              "by the TF_CONFIG environment variable")
     parser.add_argument("--no-xla", dest="xla", action="store_false",
                         help="plain Keras fit without XLA compilation (for comparison)")
+    parser.add_argument("--no-batch-norm-recalibration", dest="recalibrate", action="store_false",
+                        help="keep the batch-norm moving statistics as training left them, as the thesis did "
+                             "(by default they are re-estimated on the training data after the last epoch, "
+                             "which makes inference match what training learned)")
     parser.add_argument("--filters", type=int, nargs="+", metavar="N",
                         help="override the convolution filters of the preset (same number of layers)")
     parser.add_argument("--latent", type=int, metavar="N", help="override the latent space dimension")
@@ -76,7 +82,10 @@ def main(argv=None) -> int:
     arguments = parse_arguments(argv)
     from semantic_timbre import dataset, training
 
-    epochs = arguments.epochs if arguments.epochs is not None else (DEMO_EPOCHS if arguments.preset == "demo" else 300)
+    demo = arguments.preset == "demo"
+    epochs = arguments.epochs if arguments.epochs is not None else (DEMO_EPOCHS if demo else 300)
+    learning_rate = arguments.learning_rate if arguments.learning_rate is not None else (
+        DEMO_LEARNING_RATE if demo else 0.0005)
     if not 0 <= arguments.validation_split < 1:
         raise UserError(f"--validation-split must be at least 0 and below 1, got {arguments.validation_split}")
     # The data and the checkpoint are checked before TensorFlow starts, so these errors come at once.
@@ -89,9 +98,10 @@ def main(argv=None) -> int:
     options = training.TrainingOptions(
         configuration=configuration_of(arguments), files=files, spectrograms_dir=arguments.spectrograms_dir,
         model_dir=arguments.model_dir, epochs=epochs, batch_size=arguments.batch_size,
-        learning_rate=arguments.learning_rate, seed=arguments.seed, validation_split=arguments.validation_split,
+        learning_rate=learning_rate, seed=arguments.seed, validation_split=arguments.validation_split,
         resume=arguments.resume, tensorboard_dir=arguments.tensorboard, mixed_precision=arguments.mixed_precision,
-        distribute=arguments.distribute, xla=arguments.xla)
+        distribute=arguments.distribute, xla=arguments.xla,
+        recalibrate_batch_norm=arguments.recalibrate)
     result = training.train(options)
     if result.examples_per_second:
         print(f"trained epochs {result.first_epoch + 1}-{result.epochs_done} at "

@@ -329,6 +329,7 @@ def _run(pending, spectrograms_dir, minmax_file, min_max, jobs, progress, summar
             # fork: workers start at once, sharing what this process already imported.
             start_methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in start_methods else None)
+            _warm_up()  # import librosa once, here; forked workers share it instead of importing it
             executor = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
                                            initargs=(spectrograms_dir,))
             results = executor.map(_task, pending, chunksize=_chunk_size(len(pending), jobs))

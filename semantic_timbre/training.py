@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import math
+import json
 import os
 import sys
 import time
@@ -33,6 +34,8 @@ CHECKPOINT_SUBDIR = "checkpoint"
 CHECKPOINT_FILE_NAME = "checkpoint.npz"
 LOG_FILE_NAME = "training_log.csv"
 LOSS_CURVE_FILE_NAME = "loss_curve.png"
+VALIDATION_SPLIT_FILE_NAME = "validation_split.json"
+RECALIBRATION_EXAMPLES = 2048
 LOSS_NAMES = ("loss", "reconstruction_loss", "kl_loss")
 MIXED_PRECISION_POLICIES = {"off": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 DISTRIBUTIONS = ("none", "mirrored", "multi-worker")
@@ -64,6 +67,7 @@ class TrainingOptions:
     mixed_precision: str = "off"
     distribute: str = "none"
     xla: bool = True
+    recalibrate_batch_norm: bool = True  # False: keep the moving statistics training left (the thesis)
     files: list | None = None  # the spectrogram files, if already listed and checked (dataset.spectrogram_files)
     steps_per_epoch: int | None = None  # None: one pass over the training files (for benchmarks)
     verbose: int | None = None  # Keras verbosity; None: a progress bar on a terminal, else a line per epoch
@@ -310,6 +314,25 @@ def _log_losses_as_vectors(vae) -> None:
     vae.test_step = lambda data: {key: ops.reshape(value, (1,)) for key, value in test_step(data).items()}
 
 
+def recalibrate_batch_norm(vae, paths, batch_size: int, seed: int, log=print) -> None:
+    """Re-estimate the batch-norm statistics on up to RECALIBRATION_EXAMPLES shuffled training files."""
+    count = min(len(paths), RECALIBRATION_EXAMPLES)
+    batches = dataset.spectrogram_dataset(paths, batch_size, shuffle=True, seed=seed + 1, repeat=False)
+    seen = vae.recalibrate_batch_norm(batch for _, batch in zip(range(dataset.steps_per_epoch(count, batch_size)),
+                                                                 batches))
+    log(f"re-estimated the batch-norm statistics on {seen} training spectrograms")
+
+
+def write_validation_split(model_dir: str | Path, validation_paths) -> None:
+    """Record the names of the spectrograms held out for validation (removed when none were)."""
+    path = Path(model_dir) / VALIDATION_SPLIT_FILE_NAME
+    if validation_paths:
+        names = sorted(Path(p).name for p in validation_paths)
+        safe_io.write_bytes_atomic(path, (json.dumps({"validation": names}, indent=1) + "\n").encode())
+    elif path.exists():
+        path.unlink()
+
+
 def build_vae(configuration: dict, learning_rate: float, xla: bool = True):
     """Build and compile the VAE of a configuration dict (vae.THESIS_CONFIGURATION's keys)."""
     from . import vae as vae_module
@@ -461,7 +484,10 @@ def train(options: TrainingOptions) -> TrainingResult:
                                     f"the model files in {model_dir}/ are untouched; lower the learning rate "
                                     "(--learning-rate) and resume")
     if chief:
+        if options.recalibrate_batch_norm:
+            recalibrate_batch_norm(vae, training_paths, options.batch_size, options.seed, log)
         vae.save(str(model_dir))
+        write_validation_split(model_dir, validation_paths)
         log(f"saved the model in {model_dir}/ (training log {model_dir / LOG_FILE_NAME}, "
             f"loss curve {model_dir / LOSS_CURVE_FILE_NAME})")
     seconds = sum(recorder.seconds)

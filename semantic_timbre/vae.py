@@ -389,6 +389,31 @@ class VAE(keras.Model):
         _, _, z = self.encode(spectrograms, batch_size=batch_size, seed=seed)
         return self.decode(z, batch_size=batch_size), z
 
+    def recalibrate_batch_norm(self, batches) -> int:
+        """Re-estimate every BatchNormalization layer's moving mean and variance from `batches`.
+
+        Training leaves moving averages that lag behind weights that changed quickly (short or
+        fast training), so inference (which uses them) reconstructs worse than training did. This
+        runs the model in training mode over the batches, weights fixed, and sets each moving
+        statistic to the average of the batches' statistics. Returns the number of examples seen.
+        """
+        norms = [layer for model in (self.encoder, self.decoder) for layer in model.layers
+                 if isinstance(layer, layers.BatchNormalization)]
+        momenta = [layer.momentum for layer in norms]
+        seen = 0
+        try:
+            for index, batch in enumerate(batches):
+                for layer in norms:
+                    layer.momentum = index / (index + 1)  # a running average over the batches so far
+                batch = self._as_batch(batch)
+                _, _, z = self.encoder(batch, training=True)
+                self.decoder(z, training=True)
+                seen += len(batch)
+        finally:
+            for layer, momentum in zip(norms, momenta):
+                layer.momentum = momentum
+        return seen
+
     # -- saving and loading
 
     def save(self, folder=layout.MODEL_DIR):

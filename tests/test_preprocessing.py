@@ -379,3 +379,31 @@ def test_find_audio_files_sorts_audio_from_the_rest(tmp_path):
     audio, other = preprocessing.find_audio_files(tmp_path)
     assert [p.name for p in audio] == ["1-0.wav", "1-1.FLAC", "1-2.aif", "1-3.Ogg"]
     assert sorted(p.name for p in other) == [".DS_Store", ".hidden", "readme.md"]
+
+
+def test_killed_run_stops_its_workers_and_the_next_run_finishes(project):
+    many_notes(project / "audio", 300)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / SCRIPT), "--jobs", "2", "--quiet"],
+                               cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spectrograms = project / "spectrograms"
+    deadline = time.monotonic() + 60
+    while sum(1 for _ in spectrograms.glob("*X*.npy")) < 40 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    assert workers
+    process.kill()  # kill -9: nothing of the script's own clean-up runs
+    process.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and "zombie" not in Path(f"/proc/{pid}/status").read_text()]
+    assert not alive, "workers outlived the killed run"
+
+    resumed = run_script(SCRIPT, "--quiet", cwd=project)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(processed_data.load_min_max(project / "minmax")) == 300
+    assert sorted(p.name for p in spectrograms.iterdir() if p.name.startswith(".")) == []
+    for path in spectrograms.iterdir():
+        processed_data.load_spectrogram(path)

@@ -83,6 +83,9 @@ def test_training_lowers_the_loss_and_leaves_a_loadable_model(trained_tiny):
     assert history[-1]["val_loss"] != history[-1]["loss"]
     assert (project / "model" / training.LOSS_CURVE_FILE_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "validating on 4" in result.stdout
+    assert "re-estimated the batch-norm statistics on 17 training spectrograms" in result.stdout
+    held_out = json.loads((project / "model" / training.VALIDATION_SPLIT_FILE_NAME).read_text())["validation"]
+    assert len(held_out) == 4 and all((project / "spectrograms" / name).is_file() for name in held_out)
 
     vae = VAE.load(str(project / "model"))
     assert vae.parameters[1] == [8, 8, 8, 8, 8] and vae.latent_space_dimension == 8

@@ -324,3 +324,28 @@ def test_training_under_mixed_bfloat16(spectrograms):
         assert mu.dtype == decoded.dtype == np.float32 and np.all(np.isfinite(decoded))
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_batch_norm_recalibration_makes_inference_match_training(spectrograms):
+    import keras
+
+    from semantic_timbre.vae import VAE
+
+    keras.utils.set_random_seed(1)
+    vae = VAE((512, 64, 1), (8, 8, 8, 8, 8), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 8, seed=1)
+    vae.compile(learning_rate=0.01, jit_compile=False)
+    vae.train(spectrograms, batch_size=3, num_epochs=15, verbose=0)  # weights move fast: the moving averages lag
+
+    def inference_error():
+        mu, _, _ = vae.encode(spectrograms)
+        return float(np.mean((vae.decode(mu)[..., 0] - spectrograms) ** 2))
+
+    before = inference_error()
+    norms = [layer for layer in vae.encoder.layers + vae.decoder.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    weights = [np.array(variable) for variable in vae.trainable_variables]
+    assert vae.recalibrate_batch_norm([spectrograms[:11], spectrograms[11:]]) == 21
+    after = inference_error()
+    assert after < 0.8 * before
+    assert all(layer.momentum == 0.99 for layer in norms)  # restored
+    for variable, weight in zip(vae.trainable_variables, weights):  # only the moving statistics changed
+        np.testing.assert_array_equal(np.array(variable), weight)
