@@ -45,8 +45,10 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--distribute", choices=("none", "mirrored", "multi-worker"), default="none",
                         help="mirrored: every GPU of this machine; multi-worker: several machines described "
                              "by the TF_CONFIG environment variable")
-    parser.add_argument("--no-xla", dest="xla", action="store_false",
-                        help="plain Keras fit without XLA compilation (for comparison)")
+    parser.add_argument("--xla", choices=("auto", "on", "off"), default="auto",
+                        help="XLA-compiled train step: auto (default) compiles on GPUs only; on CPUs "
+                             "TensorFlow's own kernels measured faster (see bench/bench_training.py)")
+    parser.add_argument("--no-xla", dest="xla", action="store_const", const="off", help="the same as --xla off")
     parser.add_argument("--no-batch-norm-recalibration", dest="recalibrate", action="store_false",
                         help="keep the batch-norm moving statistics as training left them, as the thesis did "
                              "(by default they are re-estimated on the training data after the last epoch, "

@@ -83,6 +83,7 @@ def test_training_lowers_the_loss_and_leaves_a_loadable_model(trained_tiny):
     assert history[-1]["val_loss"] != history[-1]["loss"]
     assert (project / "model" / training.LOSS_CURVE_FILE_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "validating on 4" in result.stdout
+    assert ", no XLA" in result.stdout  # auto: XLA only with a GPU
     assert "re-estimated the batch-norm statistics on 17 training spectrograms" in result.stdout
     held_out = json.loads((project / "model" / training.VALIDATION_SPLIT_FILE_NAME).read_text())["validation"]
     assert len(held_out) == 4 and all((project / "spectrograms" / name).is_file() for name in held_out)
@@ -222,7 +223,8 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint_and_model(trained_t
     kept = {path.name: path.read_bytes() for path in [*model.iterdir(), training.checkpoint_path(model)]
             if path.is_file()}
     result = run_script(SCRIPT, *TINY, "--epochs", 6, "--validation-split", 0.2, "--learning-rate", 1e30,
-                        cwd=project, timeout=300)
+                        "--xla", "on", cwd=project, timeout=300)
+    assert ", XLA" in result.stdout  # the XLA-compiled train step, asked for on a CPU
     error = assert_one_line_error(result, "the loss became nan in epoch 4", "epoch 3", "untouched")
     assert "resuming" in result.stdout, error
     assert {path.name: path.read_bytes() for path in [*model.iterdir(), training.checkpoint_path(model)]
