@@ -24,6 +24,20 @@ def run_script(script: str, *args, cwd, timeout: float = 600) -> subprocess.Comp
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments, only_output: bool = False) -> str:
+    """Check a command failed with exactly one 'error: ...' line holding every fragment, and no
+    traceback; with only_output, that line must be all it wrote to stderr. Returns the line."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    if only_output:
+        assert result.stderr.strip() == errors[0], result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
 def plucked_note(frequency: float, sample_rate: int = 44100, seconds: float = 1.0, seed: int = 0) -> np.ndarray:
     """A decaying harmonic tone with a noisy attack: a cheap, real stand-in for a guitar note."""
     rng = np.random.default_rng(seed)

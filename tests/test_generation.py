@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import run_script
+from conftest import assert_one_line_error, run_script
 from semantic_timbre import generation, layout, processed_data, spectrogram
 
 SINGLE = "generate_single_sample.py"
@@ -39,16 +39,6 @@ def assert_note_file(path: Path) -> np.ndarray:
     assert len(audio) == spectrogram.NUM_SAMPLES
     assert np.all(np.isfinite(audio)) and np.max(np.abs(audio)) > 0
     return audio
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 # --- the commands, end to end

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import soundfile
 
+import conftest
 from conftest import REPO_ROOT, make_audio_tree, plucked_note, run_script, write_audio
 from semantic_timbre import layout, preprocessing, processed_data, safe_io, spectrogram
 
@@ -222,12 +223,7 @@ def test_serial_and_parallel_write_identical_bytes(runs):
 # --- no data ---------------------------------------------------------------------------------
 
 def assert_one_line_error(result, *needles):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0]
+    conftest.assert_one_line_error(result, *needles, only_output=True)
 
 
 def test_missing_audio_folder_says_where_data_comes_from(project):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, run_script
+from conftest import REPO_ROOT, assert_one_line_error, run_script
 
 SCRIPT = "train_timbre_generation_vae.py"
 TINY = ("--filters", 8, 8, 8, 8, 8, "--latent", 8, "--batch-size", 8)
@@ -44,16 +44,6 @@ def checkpoint_epoch(project: Path) -> int | None:
     except Exception:  # being replaced right now: try again later
         return None
     return None if meta is None else meta["epoch"]
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode != 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
