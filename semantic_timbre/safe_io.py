@@ -7,21 +7,12 @@ import contextlib
 import io
 import os
 import pickle
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
-
-
-def _default_file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-# mkstemp creates files readable by the owner only; finished files get the usual permissions.
-_FILE_MODE = _default_file_mode()
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -37,11 +28,11 @@ def atomic_path(path: str | Path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    os.chmod(temporary, _FILE_MODE)
+    # The name is chosen before the try, so an interrupt at any moment after it leaves nothing behind.
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp{path.suffix}"
     try:
-        yield Path(temporary)
+        os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # 0o666 less the umask
+        yield temporary
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)

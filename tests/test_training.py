@@ -269,3 +269,11 @@ def test_dataset_reads_other_npy_layouts(tmp_path):
     (tmp_path / "CrunchX100X1-2.wav.npy").write_bytes(b"not a spectrogram")
     with pytest.raises(Exception, match="CrunchX100X1-2.wav.npy is not a readable .npy file"):
         dataset.spectrogram_files(tmp_path)
+
+
+def test_tensorboard_logs_are_written(processed_project, tmp_path):
+    project = copy_project(processed_project, tmp_path / "project")
+    result = run_script(SCRIPT, *TINY, "--epochs", 1, "--tensorboard", "runs", cwd=project, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = list((project / "runs").rglob("events.out.tfevents.*"))
+    assert events and all(path.stat().st_size > 0 for path in events)
