@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv demo test bench clean-demo
+.PHONY: venv demo test test-avx2 bench clean-demo
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,10 +29,14 @@ demo: venv
 	$(PY) generate_single_sample.py Crunch 100 E4
 	$(PY) generate_timbre_interpolation.py Bright 100 E4 Dark 100 E4 5
 	$(PY) evaluate_timbre_generation_vae.py
-	$(PY) apply_timbre_descriptor.py audio/ModulationFX/Fluttery/0/1-5.wav Fuzz 75 -o singlesample/generated/A4_Fuzz75.wav
+	$(PY) apply_timbre_descriptor.py audio/ModulationFX/Fluttery/0/1-5.wav Fuzz 75 -o singlesample/generated/A4_Fuzz75.wav --overwrite
 
 test: venv
 	$(PY) -m pytest tests
+
+# The model tests again with oneDNN held to AVX2 kernels, as on CPUs without AVX-512 (CI runs it).
+test-avx2: venv
+	ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -m pytest tests/test_vae.py
 
 bench: venv
 	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done

@@ -3,7 +3,8 @@
 The note is pre-processed exactly as the data set was (first 0.74 s at 22,050 Hz, mono, dB
 spectrogram normalised on its own min and max), encoded (mu), moved along the descriptor's
 direction in latent space, decoded, de-normalised with the note's own min and max, inverted with
-Griffin-Lim and written as a 24-bit 22,050 Hz WAV file.
+Griffin-Lim and written as a 24-bit 22,050 Hz WAV file. It never writes over the input note,
+and writes over another existing file only with --overwrite.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from pathlib import Path
 
 from semantic_timbre import layout
 from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
+from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
+from semantic_timbre.model_files import check_model_folder
+
+SHORT_NOTE_SECONDS = 0.37  # half of the 0.74 s the thesis reads
 
 
 def parse_arguments(argv):
@@ -26,6 +31,8 @@ def parse_arguments(argv):
     parser.add_argument("-o", "--output", metavar="OUTPUT.wav",
                         help="where to write the result (default: "
                              "singlesample/generated/<input name>_<DESCRIPTOR><MAGNITUDE>.wav)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUTPUT if it exists (the input note itself is never replaced)")
     parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
     parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
                         help="processed spectrograms the directions are measured on (default: spectrograms)")
@@ -34,12 +41,12 @@ def parse_arguments(argv):
                              "re-measures the cached directions")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of Griffin-Lim's initial phase (default: unseeded, as the thesis)")
-    parser.add_argument("--griffin-lim-iters", type=int, default=32, help="Griffin-Lim iterations (default: 32)")
+    parser.add_argument("--griffin-lim-iters", type=int, default=32,
+                        help=f"Griffin-Lim iterations, 1-{MAX_GRIFFIN_LIM_ITERS} (default: 32)")
     parser.add_argument("--thesis-inversion", action="store_true",
                         help="invert exactly as the thesis did (512 rows as they are, n_fft 1022)")
     arguments = parser.parse_args(argv)
-    if arguments.griffin_lim_iters < 1:
-        raise UserError(f"--griffin-lim-iters must be at least 1, got {arguments.griffin_lim_iters}")
+    check_griffin_lim_iters(arguments.griffin_lim_iters)
     return arguments
 
 
@@ -54,6 +61,8 @@ def read_note(path: Path):
 
     from semantic_timbre import spectrogram
 
+    if path.is_dir():
+        raise UserError(f"input note {path} is a folder: give one audio file, e.g. {path}/1-0.wav")
     if not path.is_file():
         raise UserError(f"input note {path} does not exist")
     try:
@@ -63,24 +72,45 @@ def read_note(path: Path):
         raise UserError(f"cannot read {path} as audio ({detail}): give a WAV, FLAC, AIFF or OGG file") from None
     if info.frames == 0:
         raise UserError(f"input note {path} holds no samples")
+    if info.frames / info.samplerate < SHORT_NOTE_SECONDS:
+        print(f"warning: {path} lasts only {1000 * info.frames / info.samplerate:.0f} ms (a truncated file?); "
+              f"the model was trained on the first {spectrogram.DURATION_SECONDS} s of whole notes, the rest is "
+              "silence", file=sys.stderr)
     try:
         return spectrogram.note_to_spectrogram(path)
     except spectrogram.SilentNoteError as error:
         raise UserError(f"input note {path} cannot be used: {error}") from None
 
 
+def check_output(output: Path, input_path: Path, overwrite: bool) -> None:
+    """Refuse to write over the input note ever, and over any existing file without --overwrite;
+    check the output's folder can be written (all before any work)."""
+    from semantic_timbre import safe_io
+
+    if output.suffix.lower() != ".wav":
+        raise UserError(f"the output {output} must end in .wav")
+    if output.is_dir():
+        raise UserError(f"the output {output} is a folder: give a file name ending in .wav")
+    if output.resolve() == input_path.resolve() or (output.exists() and input_path.exists()
+                                                    and output.samefile(input_path)):
+        raise UserError(f"the output {output} is the input note itself: it is never written over; "
+                        "choose another -o")
+    if output.exists() and not overwrite:
+        raise UserError(f"the output {output} already exists: add --overwrite to replace it, or choose another -o")
+    safe_io.check_writable_folder(output.parent)
+
+
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
     from semantic_timbre.descriptor_control import check_request
 
+    arguments.descriptor = layout.canonical_descriptor(arguments.descriptor)
     check_request(arguments.descriptor, arguments.magnitude)
     input_path = Path(arguments.input)
     output = Path(arguments.output) if arguments.output else default_output(
         input_path, arguments.descriptor, arguments.magnitude)
-    if output.suffix.lower() != ".wav":
-        raise UserError(f"the output {output} must end in .wav")
+    check_output(output, input_path, arguments.overwrite)
 
-    quiet_tensorflow()
     from semantic_timbre import descriptor_control, processed_data, safe_io, spectrogram
 
     normalised, low, high = read_note(input_path)
@@ -90,6 +120,8 @@ def main(argv=None) -> int:
         raise descriptor_control.DescriptorRequestError(
             f"the processed data has no notes of {arguments.descriptor} above magnitude 0; choose one of "
             f"{', '.join(present) if present else '(none: only clean notes)'}")
+    check_model_folder(arguments.model_dir)
+    quiet_tensorflow()
     from semantic_timbre.vae import VAE
 
     vae = VAE.load(arguments.model_dir)
@@ -108,7 +140,9 @@ def main(argv=None) -> int:
     audio = spectrogram.spectrogram_to_audio(decoded, low, high, n_iter=arguments.griffin_lim_iters,
                                              thesis_inversion=arguments.thesis_inversion,
                                              random_state=arguments.seed)
-    safe_io.write_wav_atomic(output, audio, spectrogram.SAMPLE_RATE)
+    from semantic_timbre.generation import limit_for_writing
+
+    safe_io.write_wav_atomic(output, limit_for_writing(audio, output), spectrogram.SAMPLE_RATE)
     print(f"wrote {output} ({arguments.descriptor} at {arguments.magnitude:g})")
     return 0
 

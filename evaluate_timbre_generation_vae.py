@@ -75,7 +75,8 @@ def read_name_list(path: Path) -> list[str]:
     return [Path(name).name for name in data]
 
 
-def choose_held_out(arguments, notes) -> tuple[list[str], str]:
+def choose_held_out(arguments, notes) -> tuple[list[str], str, str]:
+    """Return (held-out names among `notes`, how they were chosen, why there are none if so)."""
     from semantic_timbre.evaluation import held_out_split
 
     names = [note.spectrogram_name for note in notes]
@@ -87,17 +88,22 @@ def choose_held_out(arguments, notes) -> tuple[list[str], str]:
     else:
         chosen = held_out_split(names, arguments.held_out_fraction, arguments.seed)
         return chosen, (f"a random {arguments.held_out_fraction:g} of the notes drawn with seed {arguments.seed}; "
-                        f"they are only truly held out if the model was trained without them")
+                        f"they are only truly held out if the model was trained without them"), (
+            "no held-out notes: the held-out fraction is 0")
     present = sorted(set(chosen) & set(names))
-    if chosen and not present:
+    if chosen and not present and arguments.held_out_list:
         raise UserError(f"none of the notes in {source} is among the spectrograms encoded")
-    return present, f"{len(present)} notes: {source}"
+    # The training's own split may miss every note a --max-notes draw kept: no reconstruction figures then.
+    why_none = (f"no held-out notes: {source} holds none" if not chosen else
+                f"no held-out notes: none of the {len(chosen)} notes in {source} is among the {len(notes)} "
+                f"notes encoded")
+    return present, f"{len(present)} notes: {source}", why_none
 
 
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
-    quiet_tensorflow()
-    from semantic_timbre import evaluation, processed_data
+    from semantic_timbre import processed_data
+    from semantic_timbre.model_files import check_model_folder
 
     notes = processed_data.require_spectrograms(arguments.spectrograms_dir)
     min_max = processed_data.load_min_max(arguments.minmax_dir)
@@ -106,7 +112,10 @@ def main(argv=None) -> int:
         notes = [notes[index] for index in sorted(chosen)]
     for note in notes:
         processed_data.min_max_of(min_max, note)  # fail now, not after minutes of work
-    held_out, split = choose_held_out(arguments, notes)
+    held_out, split, no_held_out_reason = choose_held_out(arguments, notes)
+    check_model_folder(arguments.model_dir)  # everything above is checked before TensorFlow starts
+    quiet_tensorflow()
+    from semantic_timbre import evaluation
     from semantic_timbre.vae import VAE
 
     vae = VAE.load(arguments.model_dir)
@@ -115,7 +124,7 @@ def main(argv=None) -> int:
         vae, notes, arguments.spectrograms_dir, min_max, held_out, seed=arguments.seed,
         griffin_lim_iterations=arguments.griffin_lim_iters, max_inverted_notes=arguments.inverted_notes,
         transfer_magnitude=arguments.transfer_magnitude, transfer_clean_notes=arguments.transfer_clean_notes,
-        batch_size=arguments.batch_size)
+        batch_size=arguments.batch_size, no_held_out_reason=no_held_out_reason)
     effected = [note for note in notes if not note.is_clean]
     run = {
         "model_dir": str(arguments.model_dir),
@@ -140,6 +149,8 @@ def main(argv=None) -> int:
         extra = f" (chance {entry['chance_level']:.3g})" if entry.get("chance_level") is not None else ""
         if entry.get("real_notes_round_trip") is not None:
             extra += f" (real notes through the same round trip: {entry['real_notes_round_trip']:.3g})"
+        elif entry.get("real_notes_round_trip_reason"):
+            extra += f" (no figure for real notes through the round trip: {entry['real_notes_round_trip_reason']})"
         extra += f" ({entry['reason']})" if entry.get("reason") else ""
         print(f"  {key}: {value}{extra}")
     return 0

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
-from semantic_timbre.generation import available_values
+from semantic_timbre.cli import quiet_tensorflow, run_main
+from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, available_values, check_griffin_lim_iters
+from semantic_timbre.model_files import check_model_folder
 
 
 def add_generation_options(parser: argparse.ArgumentParser, output_dir: str) -> None:
@@ -24,7 +25,8 @@ def add_generation_options(parser: argparse.ArgumentParser, output_dir: str) -> 
                         help="decode the mean code mu instead of a sample z (the thesis samples z)")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed for the latent sample and Griffin-Lim's initial phase (default: unseeded)")
-    parser.add_argument("--griffin-lim-iters", type=int, default=32, help="Griffin-Lim iterations (default: 32)")
+    parser.add_argument("--griffin-lim-iters", type=int, default=32,
+                        help=f"Griffin-Lim iterations, 1-{MAX_GRIFFIN_LIM_ITERS} (default: 32)")
     parser.add_argument("--thesis-inversion", action="store_true",
                         help="invert exactly as the thesis did (512 rows as they are, so n_fft 1022)")
     parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
@@ -43,11 +45,11 @@ def allowed_values_help() -> str:
 
 
 def check_common(arguments) -> None:
-    if arguments.griffin_lim_iters < 1:
-        raise UserError(f"--griffin-lim-iters must be at least 1, got {arguments.griffin_lim_iters}")
+    check_griffin_lim_iters(arguments.griffin_lim_iters)
 
 
 def load_model(model_dir):
+    check_model_folder(model_dir)  # a missing or damaged model is reported before TensorFlow starts
     quiet_tensorflow()
     from semantic_timbre.vae import VAE
 
@@ -66,16 +68,21 @@ def parse_arguments(argv):
 
 
 def main(argv=None) -> int:
-    from semantic_timbre.generation import find_note, generate_single_sample
+    from semantic_timbre.generation import check_output_folders, find_note, generate_single_sample, load_notes
 
     arguments = parse_arguments(argv)
+    # Everything that can be wrong with the request, the data, the model folder or the output
+    # folders is reported before TensorFlow starts and before any file is written.
     note = find_note(arguments.descriptor, arguments.magnitude, arguments.pitch, arguments.string,
                      arguments.spectrograms_dir)
+    loaded = load_notes([note], arguments.spectrograms_dir, arguments.minmax_dir)
+    check_model_folder(arguments.model_dir)
+    check_output_folders(arguments.output_dir)  # last: it creates them
     vae = load_model(arguments.model_dir)
     written = generate_single_sample(vae, note, arguments.spectrograms_dir, arguments.minmax_dir,
                                      arguments.output_dir, use_mean=arguments.use_mean, seed=arguments.seed,
                                      n_iter=arguments.griffin_lim_iters,
-                                     thesis_inversion=arguments.thesis_inversion)
+                                     thesis_inversion=arguments.thesis_inversion, loaded=loaded)
     print(f"generated from {Path(arguments.spectrograms_dir) / note.spectrogram_name}:")
     for path in written:
         print(path)

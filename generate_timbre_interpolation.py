@@ -15,6 +15,7 @@ from generate_single_sample import add_generation_options, allowed_values_help, 
 from semantic_timbre import layout
 from semantic_timbre.cli import run_main
 from semantic_timbre.generation import INTERPOLATION_STEPS
+from semantic_timbre.model_files import check_model_folder
 
 
 def parse_arguments(argv):
@@ -35,7 +36,8 @@ def parse_arguments(argv):
 
 
 def main(argv=None) -> int:
-    from semantic_timbre.generation import check_steps, find_note, generate_interpolation
+    from semantic_timbre.generation import (check_output_folders, check_steps, find_note, generate_interpolation,
+                                            load_notes)
 
     arguments = parse_arguments(argv)
     steps = check_steps(arguments.steps)
@@ -43,11 +45,14 @@ def main(argv=None) -> int:
                       arguments.spectrograms_dir)
     second = find_note(arguments.descriptor2, arguments.magnitude2, arguments.pitch2, arguments.string,
                        arguments.spectrograms_dir)
+    loaded = load_notes([first, second], arguments.spectrograms_dir, arguments.minmax_dir)
+    check_model_folder(arguments.model_dir)
+    check_output_folders(arguments.output_dir)  # last: it creates them
     vae = load_model(arguments.model_dir)
     written = generate_interpolation(vae, first, second, steps, arguments.spectrograms_dir, arguments.minmax_dir,
                                      arguments.output_dir, use_mean=arguments.use_mean, seed=arguments.seed,
                                      n_iter=arguments.griffin_lim_iters,
-                                     thesis_inversion=arguments.thesis_inversion, progress=True)
+                                     thesis_inversion=arguments.thesis_inversion, progress=True, loaded=loaded)
     folder = Path(arguments.spectrograms_dir)
     print(f"interpolated from {folder / first.spectrogram_name} to {folder / second.spectrogram_name}:")
     for path in written:

@@ -3,6 +3,9 @@
 With no arguments it does what the thesis's script did: spectrograms/<DESCRIPTOR>X<MAGNITUDE>X
 <file name>.npy (float32, 512 x 64, normalised to [0, 1]) and minmax/min_max_values.pkl. It runs
 on every core, skips notes already processed, and skips (and lists) files it cannot process.
+Besides the thesis's <STRING>-<FRET>.<ext> it accepts the variants the full release may use for
+its pickups (more after <STRING>-<FRET> in the file name, or a folder below the magnitude); see
+semantic_timbre/layout.py.
 """
 
 from __future__ import annotations

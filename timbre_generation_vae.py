@@ -3,6 +3,9 @@
 The model itself lives in semantic_timbre/vae.py (class VAE); this script is the thesis's
 `python timbre_generation_vae.py`, which builds the thesis's configuration (2,766,017 parameters)
 and shows it. Nothing is written.
+
+It is also the thesis's module: `from timbre_generation_vae import VAE` gives the model class, as
+the thesis's own training and generation scripts import it (TensorFlow is imported only then).
 """
 
 from __future__ import annotations
@@ -11,6 +14,15 @@ import argparse
 import sys
 
 from semantic_timbre.cli import quiet_tensorflow, run_main
+
+
+def __getattr__(name):
+    """The thesis's module API, imported on first use: VAE (and the two configurations)."""
+    if name in ("VAE", "THESIS_CONFIGURATION", "DEMO_CONFIGURATION"):
+        from semantic_timbre import vae as vae_module
+
+        return getattr(vae_module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:

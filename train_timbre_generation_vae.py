@@ -64,9 +64,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
 
 def configuration_of(arguments) -> dict:
-    from semantic_timbre import vae
+    from semantic_timbre import model_files
 
-    base = vae.DEMO_CONFIGURATION if arguments.preset == "demo" else vae.THESIS_CONFIGURATION
+    base = model_files.DEMO_CONFIGURATION if arguments.preset == "demo" else model_files.THESIS_CONFIGURATION
     configuration = dict(base)
     if arguments.filters:
         if len(arguments.filters) != len(base["conv_filters"]) or min(arguments.filters) < 1:
@@ -90,13 +90,9 @@ def main(argv=None) -> int:
         DEMO_LEARNING_RATE if demo else 0.0005)
     if not 0 <= arguments.validation_split < 1:
         raise UserError(f"--validation-split must be at least 0 and below 1, got {arguments.validation_split}")
-    # The data and the checkpoint are checked before TensorFlow starts, so these errors come at once.
+    # The settings, the data and the checkpoint are checked before TensorFlow starts, so these
+    # errors come at once.
     files = dataset.spectrogram_files(arguments.spectrograms_dir)
-    checkpoint = training.checkpoint_path(arguments.model_dir)
-    if arguments.resume == "resume" and not checkpoint.is_file():
-        raise UserError(f"there is no checkpoint to resume from in {checkpoint.parent}/: train without --resume")
-    quiet_tensorflow()
-    training.configure_logical_cpus(arguments.logical_cpus)
     options = training.TrainingOptions(
         configuration=configuration_of(arguments), files=files, spectrograms_dir=arguments.spectrograms_dir,
         model_dir=arguments.model_dir, epochs=epochs, batch_size=arguments.batch_size,
@@ -104,6 +100,10 @@ def main(argv=None) -> int:
         resume=arguments.resume, tensorboard_dir=arguments.tensorboard, mixed_precision=arguments.mixed_precision,
         distribute=arguments.distribute, xla=arguments.xla,
         recalibrate_batch_norm=arguments.recalibrate)
+    training.check_options(options)
+    training.resume_point(options)
+    quiet_tensorflow()
+    training.configure_logical_cpus(arguments.logical_cpus)
     result = training.train(options)
     if result.examples_per_second:
         print(f"trained epochs {result.first_epoch + 1}-{result.epochs_done} at "

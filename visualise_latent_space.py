@@ -58,6 +58,9 @@ def main(argv=None) -> int:
     if len(notes) < 2:
         raise UserError(f"{arguments.spectrograms_dir}/ holds {len(notes)} spectrogram: at least 2 are needed "
                         f"to plot a latent space")
+    from semantic_timbre.model_files import check_model_folder
+
+    check_model_folder(arguments.model_dir)  # before TensorFlow starts
     quiet_tensorflow()
     from semantic_timbre.vae import VAE
 

@@ -15,7 +15,8 @@ class UserError(Exception):
 def run_main(main, argv=None) -> int:
     """Run `main(argv)` and turn expected failures into a one-line message and an exit status.
 
-    UserError, a refused pickle and a missing file give 'error: ...' on stderr and exit 2;
+    UserError, a refused pickle, a missing file and any other OSError (a full disk, an unwritable
+    folder) give 'error: ...' on stderr and exit 2;
     Ctrl-C gives exit 130. Set SEMANTIC_TIMBRE_DEBUG=1 to see the traceback instead.
     """
     from .safe_io import UnsafePickleError
@@ -27,9 +28,22 @@ def run_main(main, argv=None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, an unwritable folder, a file in the way
+        if os.environ.get("SEMANTIC_TIMBRE_DEBUG"):
+            raise
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: files already written are complete; nothing half-written was left", file=sys.stderr)
         return 130
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line for an OSError: what failed, where, and what to do."""
+    where = f" ({error.filename})" if error.filename and str(error.filename) not in str(error.strerror) else ""
+    reason = error.strerror or str(error)
+    return (f"{reason}{where}: check that the folder exists, is writable and has free space, or choose "
+            f"another output folder; files already there were left as they were")
 
 
 # TensorFlow's native start-up lines (oneDNN notice, "no CUDA driver", cuInit failure) are

@@ -1,8 +1,9 @@
 """Measuring a trained VAE: reconstruction quality and the latent-space study's metrics.
 
-The metric functions take plain arrays (latent codes and their labels) and return numbers. When
-the data is too small for a metric they raise MetricUnavailable, whose message is the reason;
-`measure` turns that into a null value with the reason for the report. Nothing here knows
+The metric functions take plain arrays (latent codes and their labels; the transfer metric also a
+decode/re-encode function) and return numbers. When the data is too small for a metric, or its
+codes are not finite, they raise MetricUnavailable, whose message is the reason; `measure` turns
+that into a null value with the reason for the report (as it does a value that is not finite). Nothing here knows
 about the model: `run_evaluation` and the report writers glue the pieces together.
 """
 
@@ -46,7 +47,8 @@ DEFINITIONS = {
         "labelled by descriptor; from -1 to 1, higher means descriptors form separate clusters."),
     "descriptor_compactness": (
         "Mean distance of a descriptor's non-clean codes to their descriptor centroid, averaged over "
-        "descriptors, divided by the mean distance between descriptor centroids; lower is more compact."),
+        "the descriptors with at least two notes, divided by the mean distance between descriptor "
+        "centroids; lower is more compact."),
     "pitch_conditional_separation": (
         "The silhouette score by descriptor computed separately among the non-clean notes of each "
         "pitch, averaged over the pitches where it is defined; higher means descriptors separate "
@@ -55,7 +57,7 @@ DEFINITIONS = {
         "For each descriptor and pitch, the codes ordered by magnitude from the clean note (0) up "
         "to the largest magnitude: straight-line distance from first to last point divided by the "
         "length of the path through all of them (1 = a straight line), averaged over trajectories "
-        "of at least three points."),
+        "of at least three points that do not all coincide."),
     "cross_pitch_consistency": (
         "For each descriptor, the direction (code at its largest magnitude minus the clean code of "
         "the same pitch) at every pitch; the mean cosine similarity over all pairs of pitches, "
@@ -69,12 +71,16 @@ DEFINITIONS = {
         "to the code of clean notes; the results are decoded, re-encoded (mu) and classified by "
         "a classifier trained on the real non-clean notes: the fraction recognised as the "
         "intended descriptor; compare with the chance level, and with the rate for real effected "
-        "notes put through the same decode/re-encode round trip, beside it."),
+        "notes of the same pitches put through the same decode/re-encode round trip, beside it."),
 }
 
 
+NOT_FINITE = "the metric is not a finite number on this data"
+NOT_FINITE_CODES = "the latent codes hold NaN or infinite values (the model's encoder output is not finite)"
+
+
 class MetricUnavailable(ValueError):
-    """The data is too small (or of the wrong shape) for a metric; the message says why."""
+    """The data is too small (or of the wrong shape, or not finite) for a metric; the message says why."""
 
 
 @dataclass
@@ -86,7 +92,10 @@ class MetricResult:
     details: dict = field(default_factory=dict)
 
     def as_dict(self, definition: str | None = None) -> dict:
-        entry = {"value": _plain(self.value), "reason": self.reason}
+        value, reason = _plain(self.value), self.reason
+        if value is None and not reason:
+            reason = NOT_FINITE  # a NaN or infinite value given directly: null, never without a reason
+        entry = {"value": value, "reason": reason}
         if definition is not None:
             entry["definition"] = definition
         entry.update({key: _plain(value) for key, value in self.details.items()})
@@ -107,7 +116,7 @@ def measure(function, *args, **kwargs) -> MetricResult:
     else:
         value, details = outcome, {}
     if value is None or not math.isfinite(float(value)):
-        return MetricResult(None, "the metric is not a finite number on this data", details)
+        return MetricResult(None, NOT_FINITE, details)
     return MetricResult(float(value), None, details)
 
 
@@ -191,20 +200,26 @@ def silhouette_descriptor(codes: np.ndarray, descriptors) -> float:
 def descriptor_compactness(codes: np.ndarray, descriptors) -> float:
     """Mean distance to the own descriptor centroid over the mean distance between centroids.
 
-    Lower is more compact. Pass the non-clean notes only.
+    Lower is more compact. Pass the non-clean notes only. The spread is averaged over the
+    descriptors with at least two notes only: a single note is its own centroid, so its distance
+    0 says nothing about compactness. Every descriptor's centroid counts in the separation.
 
     Raises
     ------
     MetricUnavailable
-        With fewer than two descriptors, or when every centroid coincides.
+        With fewer than two descriptors, when no descriptor has two notes (the spread is 0 by
+        construction), or when every centroid coincides.
     """
     codes, descriptors = _as_codes(codes), np.asarray(descriptors)
-    labels = np.unique(descriptors)
+    labels, counts = np.unique(descriptors, return_counts=True)
     if len(labels) < 2:
         raise MetricUnavailable(f"needs at least two descriptors, the data has {len(labels)}")
+    if counts.max() < 2:
+        raise MetricUnavailable("every descriptor has a single note, so the distance to its centroid is 0 "
+                                "by construction; needs a descriptor with two notes")
     centroids = np.stack([codes[descriptors == label].mean(axis=0) for label in labels])
     spread = np.mean([np.linalg.norm(codes[descriptors == label] - centroid, axis=1).mean()
-                      for label, centroid in zip(labels, centroids)])
+                      for label, centroid, count in zip(labels, centroids, counts) if count >= 2])
     separation = np.mean([np.linalg.norm(a - b) for a, b in combinations(centroids, 2)])
     if separation == 0:
         raise MetricUnavailable("every descriptor centroid is the same point")
@@ -254,19 +269,25 @@ def trajectory_linearity(codes: np.ndarray, descriptors, magnitudes, pitches) ->
     Raises
     ------
     MetricUnavailable
-        When no descriptor has at least three magnitudes (clean included) at one pitch.
+        When no descriptor has at least three magnitudes (clean included) at one pitch, or every
+        such path has length 0 (all its points coincide: its straightness is undefined).
     """
     codes = _as_codes(codes)
     descriptors, magnitudes, pitches = np.asarray(descriptors), np.asarray(magnitudes), np.asarray(pitches)
     per_descriptor: dict[str, list[float]] = {}
+    long_enough = 0
     for descriptor, pitch, path in _trajectories(codes, descriptors, magnitudes, pitches):
         if len(path) < 3:
             continue
+        long_enough += 1
         length = np.sum(np.linalg.norm(np.diff(path, axis=0), axis=1))
-        linearity = 1.0 if length == 0 else float(np.linalg.norm(path[-1] - path[0]) / length)
-        per_descriptor.setdefault(str(descriptor), []).append(linearity)
-    if not per_descriptor:
+        if length == 0:
+            continue  # every point is the same code: neither straight nor bent
+        per_descriptor.setdefault(str(descriptor), []).append(float(np.linalg.norm(path[-1] - path[0]) / length))
+    if not long_enough:
         raise MetricUnavailable("no descriptor has three or more magnitudes (clean included) at one pitch")
+    if not per_descriptor:
+        raise MetricUnavailable("every trajectory of three or more magnitudes has all its codes at one point")
     values = [value for scores in per_descriptor.values() for value in scores]
     return float(np.mean(values)), {
         "per_descriptor": {name: float(np.mean(scores)) for name, scores in sorted(per_descriptor.items())},
@@ -331,6 +352,8 @@ def _as_codes(codes) -> np.ndarray:
     codes = np.asarray(codes, dtype=np.float64)
     if codes.ndim != 2:
         raise ValueError(f"latent codes must be a (notes, dimensions) array, got shape {codes.shape}")
+    if not np.all(np.isfinite(codes)):
+        raise MetricUnavailable(NOT_FINITE_CODES)
     return codes
 
 
@@ -387,6 +410,109 @@ def classifier_accuracy(codes: np.ndarray, descriptors, seed: int = 0, max_folds
         "classes": [str(name) for name in classes],
         "confusion_matrix": matrix.tolist(),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Descriptor transfer: descriptors applied in latent space, recognised by the classifier
+
+
+def descriptor_transfer_recognition(codes: np.ndarray, descriptors, magnitudes, pitches, round_trip,
+                                    magnitude: float = 100, max_clean_notes: int | None = None,
+                                    seed: int = 0) -> tuple[float, dict]:
+    """How often the classifier trained on real notes recognises a descriptor applied to clean notes.
+
+    A `descriptor_classifier` is fitted on the codes (mu) of the real non-clean notes. Every
+    descriptor's direction at `magnitude` (as `descriptor_control.direction_at`: interpolated
+    between the magnitudes the data has, clamped above the largest) is added to the code of each
+    clean note (at most `max_clean_notes`, spread evenly over the sorted notes); the results go
+    through `round_trip` (with a model: decoded, then re-encoded to mu) and are classified.
+
+    Parameters
+    ----------
+    codes : np.ndarray, shape (N, latent); descriptors, magnitudes, pitches : one label per code
+        (pitches: anything naming where a note is played, e.g. '1-5' for string 1, fret 5)
+    round_trip : callable taking codes (n, latent) and returning codes (n, latent);
+        `model_round_trip(vae)` for a model
+    magnitude : float in 0..100
+
+    Returns
+    -------
+    rate : float
+        Fraction of (clean note, descriptor) trials classified as the intended descriptor.
+    details : dict
+        'chance_level' (1 / descriptors), 'trials', 'clean_notes', 'magnitude', 'per_descriptor',
+        and 'real_notes_round_trip': the rate for the real effected notes of the clean notes'
+        pitches put through the same round trip (what the round trip alone allows), or None with
+        'real_notes_round_trip_reason' when no effected note shares a pitch with them.
+
+    Raises
+    ------
+    MetricUnavailable
+        Without clean notes, with fewer than two descriptors, with no clean note to use, or when
+        the round trip gives codes that are not finite.
+    """
+    from .descriptor_control import descriptor_directions, interpolate_direction
+
+    codes = _as_codes(codes)
+    descriptors, magnitudes, pitches = np.asarray(descriptors), np.asarray(magnitudes), np.asarray(pitches)
+    if not 0 <= magnitude <= 100:
+        raise ValueError(f"the magnitude must lie in 0..100, got {magnitude}")
+    clean = magnitudes == 0
+    classes = np.unique(descriptors[~clean])
+    if not clean.any():
+        raise MetricUnavailable("the data holds no clean notes (magnitude 0) to apply descriptors to")
+    if len(classes) < 2:
+        raise MetricUnavailable(f"needs at least two descriptors, the data has {len(classes)}")
+    clean_indices = np.flatnonzero(clean)
+    if max_clean_notes is not None and len(clean_indices) > max_clean_notes:
+        if max_clean_notes < 1:
+            raise MetricUnavailable("the number of clean notes to apply descriptors to is 0")
+        clean_indices = clean_indices[np.linspace(0, len(clean_indices) - 1, max_clean_notes).round().astype(int)]
+    classifier = descriptor_classifier(seed).fit(codes[~clean], descriptors[~clean])
+    directions = descriptor_directions(codes, descriptors, magnitudes)
+    intended = np.array([str(name) for name in classes for _ in clean_indices])
+    shifted = np.stack([codes[index] + interpolate_direction(directions[str(name)], magnitude)
+                        for name in classes for index in clean_indices])
+    hits = _recognised(round_trip, classifier, shifted, intended)
+    details = {
+        "chance_level": 1.0 / len(classes),
+        "trials": int(len(hits)),
+        "clean_notes": int(len(clean_indices)),
+        "magnitude": magnitude,
+        "per_descriptor": {str(name): float(hits[intended == str(name)].mean()) for name in classes},
+    }
+    # Reference: the real effected notes at the same pitches, through the same round trip, shows
+    # how much the round trip alone loses.
+    real = np.flatnonzero(~clean & np.isin(pitches, pitches[clean_indices]))
+    if len(real):
+        details["real_notes_round_trip"] = float(_recognised(round_trip, classifier, codes[real],
+                                                             descriptors[real]).mean())
+    else:
+        details["real_notes_round_trip"] = None
+        details["real_notes_round_trip_reason"] = (
+            "no effected note shares a pitch with the clean notes the descriptors were applied to")
+    return float(hits.mean()), details
+
+
+def model_round_trip(vae, batch_size: int = 64):
+    """The round trip of `descriptor_transfer_recognition` with a model: decode, re-encode, mu."""
+
+    def round_trip(codes: np.ndarray) -> np.ndarray:
+        decoded = vae.decode(np.asarray(codes, dtype=np.float32), batch_size=batch_size)
+        mu, _, _ = vae.encode(decoded, batch_size=batch_size)
+        return mu
+
+    return round_trip
+
+
+def _recognised(round_trip, classifier, codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Put codes through the round trip and classify them: True where the label is recognised."""
+    recoded = np.asarray(round_trip(codes), dtype=np.float64)
+    if recoded.shape != codes.shape:
+        raise ValueError(f"the round trip turned codes of shape {codes.shape} into {recoded.shape}")
+    if not np.all(np.isfinite(recoded)):
+        raise MetricUnavailable("the decoded and re-encoded codes hold NaN or infinite values")
+    return classifier.predict(recoded) == labels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,20 +581,7 @@ def report_markdown(report: dict, plots: dict[str, str]) -> str:
     for key, entry in report.items():
         if key == "run" or not isinstance(entry, dict):
             continue
-        value = entry.get("value")
-        shown = "null" if value is None else f"{value:.4g}"
-        note = entry.get("reason") or ""
-        if entry.get("chance_level") is not None:
-            note = f"chance level {entry['chance_level']:.4g}" + (
-                f", majority rate {entry['majority_rate']:.4g}" if entry.get("majority_rate") is not None else "")
-            if entry.get("folds"):
-                note += f", {entry['folds']}-fold"
-        if entry.get("real_notes_round_trip") is not None:
-            note += (f"; real effected notes after the same decode/re-encode round trip: "
-                     f"{entry['real_notes_round_trip']:.4g}")
-        if key == "spectral_convergence" and entry.get("original_inversion") is not None:
-            note = f"inverting the original spectrogram itself: {entry['original_inversion']:.4g}"
-        lines.append(f"| `{key}` | {shown} | {note} |")
+        lines.append(f"| `{key}` | {_shown(entry.get('value'))} | {_note(key, entry).replace('|', '/')} |")
     lines += ["", "## Definitions", ""]
     for key, entry in report.items():
         if key != "run" and isinstance(entry, dict) and entry.get("definition"):
@@ -478,6 +591,29 @@ def report_markdown(report: dict, plots: dict[str, str]) -> str:
         for title, file_name in plots.items():
             lines += [f"![{title}]({file_name})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _shown(value) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) and math.isfinite(value) else "null"
+
+
+def _note(key: str, entry: dict) -> str:
+    """The table's note on a metric: why it is null, or what to compare its value with."""
+    if not isinstance(entry.get("value"), (int, float)) or not math.isfinite(entry["value"]):
+        return f"not measured: {entry.get('reason') or NOT_FINITE}"
+    parts = []
+    if entry.get("chance_level") is not None:
+        parts.append(f"chance level {_shown(entry['chance_level'])}" + (
+            f", majority rate {_shown(entry['majority_rate'])}" if entry.get("majority_rate") is not None else "")
+            + (f", {entry['folds']}-fold" if entry.get("folds") else ""))
+    if entry.get("real_notes_round_trip") is not None:
+        parts.append(f"real effected notes after the same decode/re-encode round trip: "
+                     f"{_shown(entry['real_notes_round_trip'])}")
+    elif entry.get("real_notes_round_trip_reason"):
+        parts.append(f"no figure for real effected notes: {entry['real_notes_round_trip_reason']}")
+    if key == "spectral_convergence" and entry.get("original_inversion") is not None:
+        parts.append(f"inverting the original spectrogram itself: {_shown(entry['original_inversion'])}")
+    return "; ".join(parts)
 
 
 def write_report_markdown(path, report: dict, plots: dict[str, str]) -> None:
@@ -547,7 +683,8 @@ def _save_figure(figure, path) -> None:
 def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, *, seed: int = 0,
                    griffin_lim_iterations: int = 32, max_inverted_notes: int = 50,
                    transfer_magnitude: float = 100, transfer_clean_notes: int | None = 12,
-                   batch_size: int = 64, progress: bool = True) -> tuple[dict[str, MetricResult], dict]:
+                   batch_size: int = 64, progress: bool = True,
+                   no_held_out_reason: str | None = None) -> tuple[dict[str, MetricResult], dict]:
     """Measure a model on processed notes; returns ({key: MetricResult}, extras for the plots).
 
     Parameters
@@ -558,12 +695,12 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     held_out_names : spectrogram names of the notes to measure reconstruction on
     max_inverted_notes : how many held-out notes are inverted with Griffin-Lim for spectral convergence
     transfer_clean_notes : how many clean notes receive each descriptor for the recognition figure
+    no_held_out_reason : the reason the reconstruction metrics give when no held-out note is among `notes`
     """
     import librosa
     from tqdm import tqdm
 
     from . import processed_data, spectrogram
-    from .descriptor_control import recognition_rate
     from .latent import encode_notes
 
     codes = encode_notes(vae, notes, spectrograms_dir=str(spectrograms_dir), batch_size=batch_size,
@@ -578,6 +715,7 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     index_of = {note.spectrogram_name: index for index, note in enumerate(notes)}
     held_out = [index_of[name] for name in held_out_names if name in index_of]
     squared_errors, distances, convergences, floor = [], [], [], []
+    not_finite = 0
     for start in tqdm(range(0, len(held_out), batch_size), desc="reconstructing", unit="batch",
                       disable=not progress or not held_out):
         batch = held_out[start:start + batch_size]
@@ -585,6 +723,9 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
                               for i in batch])
         reconstructions = np.asarray(vae.decode(codes[batch].astype(np.float32), batch_size=batch_size))[..., 0]
         for original, reconstruction, index in zip(originals, reconstructions, batch):
+            if not np.all(np.isfinite(reconstruction)):
+                not_finite += 1  # nothing to invert or compare: every reconstruction metric is null
+                continue
             low, high = processed_data.min_max_of(min_max, notes[index])
             squared_errors.append(np.mean((original.astype(np.float64) - reconstruction) ** 2))
             original_db = spectrogram.denormalise(original.astype(np.float64), low, high)
@@ -598,19 +739,21 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
                 audio = spectrogram.spectrogram_to_audio(original, low, high, n_iter=griffin_lim_iterations,
                                                          random_state=seed)
                 floor.append(spectrogram.spectral_convergence(audio, target))
-    no_held_out = "no held-out notes (use a held-out fraction above 0)"
-    if held_out:
-        results["reconstruction_mse"] = MetricResult(float(np.mean(squared_errors)), None,
-                                                     {"notes": len(held_out)})
-        results["spectral_convergence"] = MetricResult(float(np.mean(convergences)), None, {
-            "notes": len(convergences), "griffin_lim_iterations": griffin_lim_iterations,
-            "original_inversion": float(np.mean(floor))}) if convergences else MetricResult(
-            None, "no note was inverted (the number of notes to invert is 0)")
-        results["log_spectral_distance_db"] = MetricResult(float(np.mean(distances)), None,
-                                                           {"notes": len(held_out)})
+    reconstruction_keys = ("reconstruction_mse", "spectral_convergence", "log_spectral_distance_db")
+    if not held_out:
+        for key in reconstruction_keys:
+            results[key] = MetricResult(None, no_held_out_reason or "no held-out notes among the notes encoded")
+    elif not_finite:
+        for key in reconstruction_keys:
+            results[key] = MetricResult(None, f"{not_finite} of the {len(held_out)} held-out reconstructions "
+                                              f"hold NaN or infinite values")
     else:
-        for key in ("reconstruction_mse", "spectral_convergence", "log_spectral_distance_db"):
-            results[key] = MetricResult(None, no_held_out)
+        results["reconstruction_mse"] = measure(_mean, squared_errors, {"notes": len(held_out)})
+        results["spectral_convergence"] = measure(_mean, convergences, {
+            "notes": len(convergences), "griffin_lim_iterations": griffin_lim_iterations,
+            "original_inversion": float(np.mean(floor)) if floor else None}) if convergences else MetricResult(
+            None, "no note was inverted (the number of notes to invert is 0)")
+        results["log_spectral_distance_db"] = measure(_mean, distances, {"notes": len(held_out)})
 
     # The latent-space study, on mu of every note (clean notes only where a metric needs them).
     results["silhouette_descriptor"] = measure(silhouette_descriptor, codes[effected], descriptors[effected])
@@ -620,10 +763,20 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     results["trajectory_linearity"] = measure(trajectory_linearity, codes, descriptors, magnitudes, pitches)
     results["cross_pitch_consistency"] = measure(cross_pitch_consistency, codes, descriptors, magnitudes, pitches)
     results["classifier_accuracy"] = measure(classifier_accuracy, codes[effected], descriptors[effected], seed=seed)
+    # Where a note is played (string and fret): the transfer's reference uses the clean notes' places.
+    places = np.array([f"{note.string}-{note.fret}" for note in notes])
     results["descriptor_transfer_recognition"] = measure(
-        recognition_rate, vae, codes, notes, magnitude=transfer_magnitude,
-        max_clean_notes=transfer_clean_notes, seed=seed, batch_size=batch_size)
+        descriptor_transfer_recognition, codes, descriptors, magnitudes, places,
+        model_round_trip(vae, batch_size), magnitude=transfer_magnitude,
+        max_clean_notes=transfer_clean_notes, seed=seed)
     return results, {"codes": codes}
+
+
+def _mean(values, details: dict) -> tuple[float, dict]:
+    """The mean of per-note measurements, with details, for `measure` (non-finite: null with a reason)."""
+    if not len(values):
+        raise MetricUnavailable("no held-out notes to measure reconstruction on")
+    return float(np.mean(values)), details
 
 
 def write_evaluation(output_dir, results: dict[str, MetricResult], run: dict) -> dict:

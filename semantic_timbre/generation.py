@@ -20,6 +20,7 @@ from .cli import UserError
 from .processed_data import RUN_PREPROCESSOR, ProcessedDataError
 
 INTERPOLATION_STEPS = range(3, 11)
+MAX_GRIFFIN_LIM_ITERS = 1000
 #: Pitches of the thesis's selection: string 1, frets 0-22 (E4 .. D6).
 THESIS_PITCHES = tuple(layout.pitch_of(1, fret) for fret in layout.FRETS)
 
@@ -119,6 +120,7 @@ def find_note(descriptor: str, magnitude, pitch: str, string: int | None = None,
               spectrograms_dir: str | Path = layout.SPECTROGRAMS_DIR) -> layout.Note:
     """Return the Note of the spectrogram asked for, checking its file by name.
 
+    Descriptors and pitches are matched whatever their case ('crunch', 'f#5').
     Magnitude 0 means the clean note whatever the descriptor: `<DESCRIPTOR>X0X...` when the data
     has it (as the full release does), otherwise the thesis's clean notes under Fluttery/0.
     With no `string`, string 1 is used if it has the note, else the only string that has it.
@@ -134,6 +136,7 @@ def find_note(descriptor: str, magnitude, pitch: str, string: int | None = None,
     folder = Path(spectrograms_dir)
     if not folder.is_dir():
         raise ProcessedDataError(f"{folder}/ does not exist: {RUN_PREPROCESSOR}")
+    descriptor, pitch = layout.canonical_descriptor(descriptor), layout.canonical_pitch(pitch)
     try:
         magnitude = parse_magnitude(magnitude)
         midi = layout.note_name_to_midi(pitch)
@@ -194,6 +197,14 @@ def find_note(descriptor: str, magnitude, pitch: str, string: int | None = None,
         f"{wanted_string}-{playable[wanted_string]}.wav and run 'python process_audio_into_spectrograms.py'")
 
 
+def check_griffin_lim_iters(iterations: int) -> int:
+    """Refuse an iteration count outside 1..MAX_GRIFFIN_LIM_ITERS (a typo could run for hours)."""
+    if not 1 <= iterations <= MAX_GRIFFIN_LIM_ITERS:
+        raise UserError(f"--griffin-lim-iters must be from 1 to {MAX_GRIFFIN_LIM_ITERS}, got {iterations} "
+                        f"(32 is the thesis's; a few hundred converge as far as Griffin-Lim goes)")
+    return iterations
+
+
 def check_steps(steps) -> int:
     try:
         value = int(str(steps).strip())
@@ -252,24 +263,50 @@ def invert(normalised: np.ndarray, original_min: float, original_max: float, n_i
 _NUMBERED_WAV = re.compile(r"(\d+)\.wav")
 
 
-def write_numbered_wavs(folder: str | Path, audios) -> list[Path]:
-    """Write audios as folder/0.wav, 1.wav, ... (24-bit PCM, 22,050 Hz, each atomically) and
-    remove numbered files (<int>.wav) left from an earlier, longer run. Returns the paths written."""
+def check_output_folders(output_dir: str | Path) -> None:
+    """Create output_dir/generated and output_dir/original if needed and check they can be written,
+    before any work (raises OSError naming the folder)."""
+    from . import safe_io
+
+    for subdir in (layout.GENERATED_SUBDIR, layout.ORIGINAL_SUBDIR):
+        safe_io.check_writable_folder(Path(output_dir) / subdir)
+
+
+def limit_for_writing(audio: np.ndarray, path: str | Path, notice=print) -> np.ndarray:
+    """The audio as it will be written: scaled to a -1 dBFS peak, with a notice, where it would clip."""
+    from .spectrogram import limit_peak
+
+    limited, gain_db = limit_peak(audio)
+    if gain_db:
+        notice(f"note: {path} would have clipped (peak {-gain_db - 1:+.1f} dBFS): scaled down by "
+               f"{-gain_db:.1f} dB to a peak of -1 dBFS")
+    return limited
+
+
+def write_numbered_wavs(folder: str | Path, audios, notice=print) -> list[Path]:
+    """Write audios as folder/0.wav, 1.wav, ... (24-bit PCM, 22,050 Hz); see write_outputs."""
+    return write_outputs({folder: audios}, notice)
+
+
+def write_outputs(folders: dict, notice=print) -> list[Path]:
+    """Write {folder: [audio, ...]} as folder/0.wav, 1.wav, ... (24-bit PCM, 22,050 Hz), all files
+    or none, each scaled below full scale where it would clip (with a notice); then remove
+    numbered files (<int>.wav) left in those folders by an earlier, longer run. Returns the paths."""
     from . import safe_io
     from .spectrogram import SAMPLE_RATE
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for index, audio in enumerate(audios):
-        path = folder / f"{index}.wav"
-        safe_io.write_wav_atomic(path, audio, SAMPLE_RATE)
-        written.append(path)
-    for entry in folder.iterdir():
-        match = _NUMBERED_WAV.fullmatch(entry.name)
-        if match and int(match.group(1)) >= len(written) and entry.is_file():
-            entry.unlink()
-    return written
+    items = []
+    for folder, audios in folders.items():
+        for index, audio in enumerate(audios):
+            path = Path(folder) / f"{index}.wav"
+            items.append((path, limit_for_writing(audio, path, notice)))
+    safe_io.write_wavs_atomic(items, SAMPLE_RATE)
+    for folder, audios in folders.items():
+        for entry in Path(folder).iterdir():
+            match = _NUMBERED_WAV.fullmatch(entry.name)
+            if match and int(match.group(1)) >= len(audios) and entry.is_file():
+                entry.unlink()
+    return [path for path, _ in items]
 
 
 def load_notes(notes, spectrograms_dir, minmax_dir):
@@ -285,25 +322,27 @@ def load_notes(notes, spectrograms_dir, minmax_dir):
 
 def generate_single_sample(vae, note, spectrograms_dir=layout.SPECTROGRAMS_DIR, minmax_dir=layout.MINMAX_DIR,
                            output_dir=layout.SINGLE_SAMPLE_DIR, use_mean=False, seed=None, n_iter=32,
-                           thesis_inversion=False) -> list[Path]:
-    """Encode and decode one note; write output_dir/generated/0.wav and output_dir/original/0.wav."""
-    (spectrogram,), ((low, high),) = load_notes([note], spectrograms_dir, minmax_dir)
+                           thesis_inversion=False, notice=print, loaded=None) -> list[Path]:
+    """Encode and decode one note; write output_dir/generated/0.wav and output_dir/original/0.wav
+    (both or neither). `loaded`: what load_notes([note], ...) returned, if already read."""
+    (spectrogram,), ((low, high),) = loaded or load_notes([note], spectrograms_dir, minmax_dir)
     code = encode_spectrograms(vae, spectrogram[None], use_mean=use_mean, seed=seed)
     generated = vae.decode(code)[0]
     output_dir = Path(output_dir)
-    written = write_numbered_wavs(output_dir / layout.GENERATED_SUBDIR,
-                                  [invert(generated, low, high, n_iter, thesis_inversion, seed)])
-    written += write_numbered_wavs(output_dir / layout.ORIGINAL_SUBDIR,
-                                   [invert(spectrogram, low, high, n_iter, thesis_inversion, seed)])
-    return written
+    return write_outputs({output_dir / layout.GENERATED_SUBDIR: [invert(generated, low, high, n_iter,
+                                                                         thesis_inversion, seed)],
+                          output_dir / layout.ORIGINAL_SUBDIR: [invert(spectrogram, low, high, n_iter,
+                                                                        thesis_inversion, seed)]}, notice)
 
 
 def generate_interpolation(vae, first, second, steps, spectrograms_dir=layout.SPECTROGRAMS_DIR,
                            minmax_dir=layout.MINMAX_DIR, output_dir=layout.INTERPOLATION_DIR, use_mean=False,
-                           seed=None, n_iter=32, thesis_inversion=False, progress=False) -> list[Path]:
+                           seed=None, n_iter=32, thesis_inversion=False, progress=False, notice=print,
+                           loaded=None) -> list[Path]:
     """Interpolate between two notes in latent space; write output_dir/generated/0..steps-1.wav and
-    the end points' own spectrograms inverted to output_dir/original/0.wav, 1.wav."""
-    spectrograms, ranges = load_notes([first, second], spectrograms_dir, minmax_dir)
+    the end points' own spectrograms inverted to output_dir/original/0.wav, 1.wav (all or none).
+    `loaded`: what load_notes([first, second], ...) returned, if already read."""
+    spectrograms, ranges = loaded or load_notes([first, second], spectrograms_dir, minmax_dir)
     latents = interpolation_latents(vae, spectrograms[0], spectrograms[1], steps, use_mean=use_mean, seed=seed)
     decoded = vae.decode(latents)
     lows = interpolate(ranges[0][0], ranges[1][0], steps)
@@ -316,6 +355,5 @@ def generate_interpolation(vae, first, second, steps, spectrograms_dir=layout.SP
     generated = [invert(decoded[i], float(lows[i]), float(highs[i]), n_iter, thesis_inversion, seed) for i in indices]
     originals = [invert(spectrograms[i], *ranges[i], n_iter, thesis_inversion, seed) for i in range(2)]
     output_dir = Path(output_dir)
-    written = write_numbered_wavs(output_dir / layout.GENERATED_SUBDIR, generated)
-    written += write_numbered_wavs(output_dir / layout.ORIGINAL_SUBDIR, originals)
-    return written
+    return write_outputs({output_dir / layout.GENERATED_SUBDIR: generated,
+                          output_dir / layout.ORIGINAL_SUBDIR: originals}, notice)

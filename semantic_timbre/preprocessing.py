@@ -7,13 +7,18 @@ parallel, skips notes already processed, and survives bad input and interruption
 
 - a note counts as processed only when its .npy exists *and* its min/max entry was saved, so a
   run that is killed leaves nothing that a second run would wrongly trust;
+- the min/max dict is saved every few seconds during the run, so even a run killed with kill -9
+  resumes close to where it stopped;
 - every file is written atomically (complete or absent), the min/max dict is merged with the
   entries already saved, and nothing that is not finite is ever written;
+- the output folders are checked for writing before any work, and a write that fails stops the
+  run with one line naming the file (a full disk is not the data's fault);
 - a file that cannot be processed is skipped with a reason, and the run goes on.
 """
 
 from __future__ import annotations
 
+import collections
 import math
 import multiprocessing
 import os
@@ -27,12 +32,23 @@ import numpy as np
 from . import layout, processed_data, safe_io, spectrogram
 from .cli import UserError
 
-#: Seconds between saves of the min/max dict during a long run (also saved at the end).
-SAVE_INTERVAL_SECONDS = 60.0
+#: Least seconds between saves of the min/max dict during a run (it is also saved at the end).
+SAVE_INTERVAL_SECONDS = 2.0
+#: Most of the run's time spent saving the min/max dict: after a save that took t seconds the
+#: next one waits max(SAVE_INTERVAL_SECONDS, t / SAVE_TIME_SHARE) (the full release's dict of
+#: 275,310 entries takes a while to write).
+SAVE_TIME_SHARE = 0.1
+#: A note shorter than this (half the 0.74 s the thesis reads) is processed, zero-padded, but
+#: listed in the summary: it is most likely a truncated file.
+SHORT_NOTE_SECONDS = spectrogram.DURATION_SECONDS / 2
 
 
 class NoAudioError(UserError):
     """audio/ is missing or holds no audio file."""
+
+
+class OutputWriteError(UserError):
+    """An output folder or file cannot be written (permissions, a full disk, a read-only disk)."""
 
 
 class PreprocessingInterrupted(KeyboardInterrupt):
@@ -45,14 +61,24 @@ class PreprocessingInterrupted(KeyboardInterrupt):
 
 @dataclass
 class Summary:
-    """What a pre-processing run did. Paths are shown relative to the audio folder's parent."""
+    """What a pre-processing run did. Paths are shown as found under the audio folder given."""
 
     processed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    #: Notes processed although shorter than SHORT_NOTE_SECONDS: (path, seconds).
+    short: list[tuple[str, float]] = field(default_factory=list)
+    #: How many audio files follow each of layout.LAYOUT_VARIANTS.
+    layouts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     jobs: int = 1
+
+    def layout_line(self) -> str | None:
+        """'layout: 1,771 file(s) <STRING>-<FRET>.<ext>; 40 file(s) with a suffix ...', or None."""
+        parts = [f"{self.layouts[kind]:,} file(s) {description}"
+                 for kind, description in layout.LAYOUT_VARIANTS.items() if self.layouts.get(kind)]
+        return f"layout: {'; '.join(parts)}" if parts else None
 
     def lines(self, spectrograms_dir="spectrograms", minmax_file="minmax/min_max_values.pkl",
               max_listed: int = 100) -> list[str]:
@@ -61,16 +87,23 @@ class Summary:
         if not self.processed and self.skipped and not self.failed:
             out = [f"nothing new to process: {len(self.skipped)} note(s) already in {spectrograms_dir}/ "
                    f"and {minmax_file} (--force redoes them)"]
-            if self.ignored:
-                out.append(f"ignored {len(self.ignored)} file(s) that are not audio")
-            return out
-        out = [f"processed {len(self.processed)} note(s) into {spectrograms_dir}/ "
-               f"(min/max in {minmax_file}) in {self.seconds:.1f} s "
-               f"({rate:.0f} files/s, {self.jobs} job(s))"]
-        if self.skipped:
-            out.append(f"skipped {len(self.skipped)} note(s) already processed (--force redoes them)")
+        else:
+            out = [f"processed {len(self.processed)} note(s) into {spectrograms_dir}/ "
+                   f"(min/max in {minmax_file}) in {self.seconds:.1f} s "
+                   f"({rate:.0f} files/s, {self.jobs} job(s))"]
+            if self.skipped:
+                out.append(f"skipped {len(self.skipped)} note(s) already processed (--force redoes them)")
+        if self.layout_line():
+            out.append(self.layout_line())
         if self.ignored:
             out.append(f"ignored {len(self.ignored)} file(s) that are not audio")
+        if self.short:
+            out.append(f"notice: {len(self.short)} note(s) shorter than {SHORT_NOTE_SECONDS:.2f} s, half "
+                       f"the {spectrogram.DURATION_SECONDS} s the thesis reads (truncated files?), "
+                       f"processed with zero padding:")
+            out.extend(f"  {path}: {seconds:.3f} s" for path, seconds in self.short[:max_listed])
+            if len(self.short) > max_listed:
+                out.append(f"  ... and {len(self.short) - max_listed} more")
         if self.failed:
             out.append(f"failed {len(self.failed)} file(s), skipped (nothing written for them):")
             out.extend(f"  {path}: {reason}" for path, reason in self.failed[:max_listed])
@@ -122,16 +155,31 @@ def _open_audio(path: Path):
 
 
 def process_file(path: str | Path, spectrograms_dir: str | Path, note: layout.Note):
-    """Turn one audio file into its spectrogram file; return (min, max) or raise ValueError.
+    """Turn one audio file into its spectrogram file.
 
     Writes spectrograms_dir/<note.spectrogram_name> atomically, and only when every value is
-    finite. The reasons a file cannot be processed are raised as ValueError with a short message.
+    finite.
+
+    Returns
+    -------
+    low, high : np.float32
+        The dB spectrogram's min and max (the min/max entry).
+    seconds : float
+        The audio file's own length.
+
+    Raises
+    ------
+    ValueError
+        The file cannot be processed (a short reason: unreadable, empty, silent, NaN samples).
+    OutputWriteError
+        The spectrogram cannot be written (not the file's fault).
     """
     path = Path(path)
     # librosa reads the open file exactly as it reads a path, without its audioread fallback.
     with _open_audio(path) as sound:
         if sound.frames == 0:
             raise ValueError("the file holds no audio samples")
+        seconds = sound.frames / sound.samplerate
         try:
             signal_ = spectrogram.load_note(sound)
         except Exception as error:
@@ -146,8 +194,12 @@ def process_file(path: str | Path, spectrograms_dir: str | Path, note: layout.No
         raise ValueError(str(error)) from None
     if normalised.shape != spectrogram.SPECTROGRAM_SHAPE or not np.all(np.isfinite(normalised)):
         raise ValueError(f"its spectrogram has shape {normalised.shape} or non-finite values")
-    safe_io.save_npy_atomic(Path(spectrograms_dir) / note.spectrogram_name, normalised)
-    return low, high
+    target = Path(spectrograms_dir) / note.spectrogram_name
+    try:
+        safe_io.save_npy_atomic(target, normalised)
+    except OSError as error:
+        raise OutputWriteError(f"cannot write {target} ({error.strerror or error})") from None
+    return low, high, seconds
 
 
 # --- the per-file task, run in this process (--jobs 1) or in forked workers --------------------
@@ -185,15 +237,19 @@ def _stop_with_parent() -> None:
 
 
 def _task(item):
-    """(display path, real path, note) -> (display path, key, min, max) or (display path, None, reason)."""
+    """(display path, real path, note) -> one of
+    ("done", display path, key, min, max, seconds), ("failed", display path, reason) or
+    ("unwritable", display path, message): a write failed, which stops the run."""
     shown, path, note = item
     try:
-        low, high = process_file(path, _task_spectrograms_dir, note)
+        low, high, seconds = process_file(path, _task_spectrograms_dir, note)
     except ValueError as error:
-        return shown, None, str(error)
+        return "failed", shown, str(error)
+    except OutputWriteError as error:
+        return "unwritable", shown, str(error)
     except Exception as error:  # never let one file stop the run
-        return shown, None, f"{type(error).__name__}: {error}"
-    return shown, note.minmax_key, low, high
+        return "failed", shown, f"{type(error).__name__}: {error}"
+    return "done", shown, note.minmax_key, low, high, seconds
 
 
 def _chunk_size(pending: int, jobs: int) -> int:
@@ -208,11 +264,26 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _display(path: Path, base: Path) -> str:
+def require_writable_folder(folder: str | Path, option: str) -> None:
+    """Create `folder` if it is missing and check that a file can be created in it.
+
+    Run before any work, so a read-only folder (or disk) stops the run at once instead of failing
+    every file. `option` is the command-line option that chooses the folder, for the message.
+
+    Raises
+    ------
+    OutputWriteError
+        Naming the folder and what to do.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputWriteError(f"{folder} is not a folder: remove it or choose another folder with {option}")
     try:
-        return str(path.relative_to(base))
-    except ValueError:
-        return str(path)
+        safe_io.check_writable_folder(folder)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise OutputWriteError(f"cannot write in {folder}/ ({reason}): make it writable or choose another folder "
+                               f"with {option}; nothing was processed") from None
 
 
 def process_audio_folder(
@@ -237,6 +308,9 @@ def process_audio_folder(
     notice : callable
         Receives one-line notices (non-audio files passed over).
 
+    Audio paths follow `layout.parse_audio_path`: the thesis's <STRING>-<FRET>.<ext>, a file name
+    with more after <STRING>-<FRET>, or one folder below the magnitude; the summary counts each.
+
     Returns
     -------
     Summary
@@ -245,6 +319,9 @@ def process_audio_folder(
     ------
     NoAudioError
         `audio_dir` is missing or holds no audio file (the message says where to get data).
+    OutputWriteError
+        An output folder cannot be written (checked before any work), or a write failed during
+        the run (the min/max of every finished note was saved first).
     UnsafePickleError, ProcessedDataError
         The existing min_max_values.pkl is not a plain dict (nothing is processed).
     PreprocessingInterrupted
@@ -258,8 +335,7 @@ def process_audio_folder(
     if not audio_dir.is_dir():
         raise NoAudioError(f"{audio_dir}/ does not exist: {layout.REAL_DATA_HINT}")
     audio_files, other_files = find_audio_files(audio_dir)
-    base = audio_dir.parent
-    summary = Summary(ignored=[_display(p, base) for p in other_files])
+    summary = Summary(ignored=[str(p) for p in other_files])
     for shown in summary.ignored[:20]:
         notice(f"ignored (not audio): {shown}")
     if len(summary.ignored) > 20:
@@ -268,21 +344,25 @@ def process_audio_folder(
         raise NoAudioError(f"{audio_dir}/ holds no audio files "
                            f"({', '.join(layout.AUDIO_EXTENSIONS)}): {layout.REAL_DATA_HINT}")
 
-    # Read what is already there before any work, so a refused pickle stops the run at once.
+    # Check and read what is already there before any work, so a folder that cannot be written
+    # or a refused pickle stops the run at once.
+    require_writable_folder(spectrograms_dir, "--spectrograms-dir")
+    require_writable_folder(minmax_file.parent, "--minmax-dir")
     min_max = processed_data.load_min_max(minmax_dir) if minmax_file.exists() else {}
-    spectrograms_dir.mkdir(parents=True, exist_ok=True)
     for leftover in spectrograms_dir.glob(".*.npy.*.tmp.npy"):  # safe_io's temporary files
         leftover.unlink(missing_ok=True)  # a killed run's, never a finished spectrogram
     existing = set(os.listdir(spectrograms_dir))
 
     pending, claimed = [], {}
+    layouts = collections.Counter()
     for path in audio_files:
-        shown = _display(path, base)
+        shown = str(path)
         try:
             note = layout.parse_audio_path(path, audio_dir)
         except layout.LayoutError as error:
             summary.failed.append((shown, f"the path does not fit the layout: {error}"))
             continue
+        layouts[note.layout_variant] += 1
         if note.spectrogram_name in claimed:
             summary.failed.append((shown, f"same descriptor, magnitude and file name as "
                                           f"{claimed[note.spectrogram_name]} (both would be "
@@ -294,6 +374,7 @@ def process_audio_folder(
         else:
             pending.append((shown, path, note))
 
+    summary.layouts = dict(layouts)
     jobs = max(1, min(jobs or default_jobs(), len(pending) or 1))
     summary.jobs = jobs
     if pending:
@@ -302,9 +383,15 @@ def process_audio_folder(
     return summary
 
 
-def _save(minmax_file: Path, min_max: dict) -> None:
-    # Sorted keys: the same notes give the same file bytes, whatever order the workers finished in.
-    safe_io.save_pickle_atomic(minmax_file, {key: min_max[key] for key in sorted(min_max)})
+def _save(minmax_file: Path, min_max: dict) -> float:
+    """Save the min/max dict atomically; return the seconds it took."""
+    started = time.monotonic()
+    try:
+        # Sorted keys: the same notes give the same file bytes, whatever order the workers finished in.
+        safe_io.save_pickle_atomic(minmax_file, {key: min_max[key] for key in sorted(min_max)})
+    except OSError as error:
+        raise OutputWriteError(f"cannot write {minmax_file} ({error.strerror or error})") from None
+    return time.monotonic() - started
 
 
 def _run(pending, spectrograms_dir, minmax_file, min_max, jobs, progress, summary) -> None:
@@ -314,8 +401,8 @@ def _run(pending, spectrograms_dir, minmax_file, min_max, jobs, progress, summar
     from tqdm import tqdm
 
     executor = None
-    changed = False
-    last_save = time.monotonic()
+    changed = False  # entries not saved yet
+    next_save = time.monotonic() + SAVE_INTERVAL_SECONDS
     previous_sigterm = signal.getsignal(signal.SIGTERM)
     bar = None
     try:
@@ -336,17 +423,24 @@ def _run(pending, spectrograms_dir, minmax_file, min_max, jobs, progress, summar
         bar = tqdm(total=len(pending), unit="file", disable=not progress or None, leave=False)
         for result in results:
             bar.update()
-            if result[1] is None:
-                summary.failed.append((result[0], result[2]))
+            if result[0] == "failed":
+                summary.failed.append(result[1:])
                 continue
-            shown, key, low, high = result
+            if result[0] == "unwritable":
+                raise OutputWriteError(result[2])
+            _, shown, key, low, high, seconds = result
             min_max[key] = {"min": low, "max": high}
             summary.processed.append(shown)
+            if seconds < SHORT_NOTE_SECONDS:
+                summary.short.append((shown, seconds))
             changed = True
-            if time.monotonic() - last_save > SAVE_INTERVAL_SECONDS:
-                _save(minmax_file, min_max)
-                last_save = time.monotonic()
-    except (KeyboardInterrupt, BrokenProcessPool) as error:
+            if time.monotonic() >= next_save:
+                # Often enough that kill -9 loses only the last seconds' entries, rarely enough
+                # that saving a large dict never takes more than SAVE_TIME_SHARE of the run.
+                took = _save(minmax_file, min_max)
+                changed = False
+                next_save = time.monotonic() + max(SAVE_INTERVAL_SECONDS, took / SAVE_TIME_SHARE)
+    except (KeyboardInterrupt, BrokenProcessPool, OutputWriteError) as error:
         if bar is not None:
             bar.close()
             bar = None
@@ -356,10 +450,13 @@ def _run(pending, spectrograms_dir, minmax_file, min_max, jobs, progress, summar
             executor = None
         if changed:
             _save(minmax_file, min_max)
+        done = f"the min/max of the {len(summary.processed)} note(s) done were saved"
         if isinstance(error, BrokenProcessPool):
-            raise UserError(f"a worker process died unexpectedly; the min/max of the "
-                            f"{len(summary.processed)} note(s) done were saved: run again to go on "
+            raise UserError(f"a worker process died unexpectedly; {done}: run again to go on "
                             f"(with --jobs 1 to see which file causes it)") from None
+        if isinstance(error, OutputWriteError):
+            raise OutputWriteError(f"{error}: the run stopped; {done}: make room or fix the folder "
+                                   f"and run again to go on") from None
         raise PreprocessingInterrupted(summary) from None
     finally:
         if executor is not None:
@@ -371,6 +468,7 @@ def _run(pending, spectrograms_dir, minmax_file, min_max, jobs, progress, summar
         _save(minmax_file, min_max)
     summary.failed.sort()
     summary.processed.sort()
+    summary.short.sort()
 
 
 def _interrupt_on_sigterm(signum, frame):

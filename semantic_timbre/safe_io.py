@@ -62,13 +62,51 @@ def save_pickle_atomic(path: str | Path, obj) -> None:
 
 def write_wav_atomic(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_24") -> None:
     """Write audio as a WAV file (24-bit PCM by default) atomically; refuses non-finite samples."""
+    write_wavs_atomic([(path, audio)], sample_rate, subtype)
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int, subtype: str = "PCM_24") -> bytes:
+    """Encode audio as a WAV file in memory (so that a failed write is the OSError it really is,
+    'no space left' or 'file too large', not libsndfile's 'System error')."""
     import soundfile
 
-    audio = np.asarray(audio)
-    if not np.all(np.isfinite(audio)):
-        raise ValueError(f"refusing to write {path}: the audio holds NaN or infinite samples")
-    with atomic_path(path) as temporary:
-        soundfile.write(temporary, audio, sample_rate, subtype=subtype, format="WAV")
+    buffer = io.BytesIO()
+    soundfile.write(buffer, audio, sample_rate, subtype=subtype, format="WAV")
+    return buffer.getvalue()
+
+
+def write_wavs_atomic(items, sample_rate: int, subtype: str = "PCM_24") -> None:
+    """Write several WAV files all or none: [(path, audio), ...].
+
+    Every file is written to a temporary name first; only when all are complete are they renamed
+    into place, so a failure (a full disk, an unwritable folder) leaves every earlier file as it was.
+    """
+    items = [(Path(path), np.asarray(audio)) for path, audio in items]
+    for path, audio in items:
+        if not np.all(np.isfinite(audio)):
+            raise ValueError(f"refusing to write {path}: the audio holds NaN or infinite samples")
+    with contextlib.ExitStack() as stack:
+        for path, audio in items:
+            stack.enter_context(atomic_path(path)).write_bytes(wav_bytes(audio, sample_rate, subtype))
+
+
+def check_writable_folder(folder: str | Path, what: str = "output folder") -> Path:
+    """Create `folder` if needed and check that a file can be written in it, before any work.
+
+    Raises OSError with the folder and the reason when it cannot be (a file in the way, no
+    permission, a read-only file system, no space).
+    """
+    folder = Path(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(20, "a file is in the way", str(folder))
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # unnamed where the OS allows: nothing is left behind
+            pass
+    except OSError as error:
+        raise OSError(error.errno, f"the {what} {folder} cannot be written ({error.strerror or error})",
+                      str(folder)) from None
+    return folder
 
 
 @contextlib.contextmanager

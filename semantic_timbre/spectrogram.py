@@ -201,6 +201,29 @@ def spectrogram_to_audio(
                        random_state=random_state)
 
 
+def limit_peak(audio: np.ndarray, *, ceiling_db: float = -1.0) -> tuple[np.ndarray, float]:
+    """Scale audio down so that its peak sits at `ceiling_db` dBFS when it would reach full scale.
+
+    Parameters
+    ----------
+    audio : np.ndarray
+        Samples, full scale at 1.0.
+    ceiling_db : float, keyword-only
+        The peak level, in dB relative to full scale, that loud audio is scaled to.
+
+    Returns
+    -------
+    (audio, gain_db) : the audio (float32; unchanged when its peak is below full scale) and the
+        gain applied in dB (0.0 when unchanged, negative when scaled down).
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak < 1.0:
+        return audio, 0.0
+    gain = 10 ** (ceiling_db / 20) / peak
+    return (audio * np.float32(gain)).astype(np.float32), float(20 * np.log10(gain))
+
+
 def spectral_convergence(audio: np.ndarray, target_magnitude: np.ndarray) -> float:
     """Return ||target - |STFT(audio)||| / ||target|| with the analysis STFT (Nyquist row dropped).
 

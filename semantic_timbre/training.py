@@ -9,6 +9,11 @@ What a run leaves in the model folder (model/ by default):
 - parameters.pkl, parameters.json, weights.h5: the final model (VAE.save), written at the end.
 
 A NaN or infinite loss stops the run at once; the last good checkpoint and model stay as they were.
+An epoch's checkpoint is written only once its weights are known good: finite, and giving a finite
+loss on the next batch (an update can leave finite weights that give NaN from then on), so the
+checkpoint a diverged run leaves is one that resuming at a lower learning rate can go on from.
+A checkpoint of other settings, or a finished model without a checkpoint, is never replaced
+without --restart.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import csv
 import io
 import json
 import math
-import json
 import os
 import sys
 import time
@@ -138,29 +142,73 @@ def is_chief(strategy) -> bool:
 
 # ---------------------------------------------------------------- checkpoints
 
-def _fingerprint(parameters, spectrograms_dir) -> dict:
+def _fingerprint(parameters, spectrograms_dir, model_dir) -> dict:
     return {"parameters": json.loads(json.dumps(parameters)),
-            # as given (e.g. 'spectrograms'), so that a project folder can be moved and still resume
-            "spectrograms_dir": Path(spectrograms_dir).as_posix()}
+            # relative to the model folder, both resolved: the same folder however it is typed
+            # ('spectrograms', './spectrograms/', an absolute path), and a moved project still resumes
+            "spectrograms_dir_from_model_dir": os.path.relpath(Path(spectrograms_dir).resolve(),
+                                                               Path(model_dir).resolve())}
+
+
+def _fingerprint_differences(stored: dict, current: dict, model_dir) -> list[str]:
+    """What differs between a checkpoint's settings and this run's, in words (empty: the same)."""
+    differences = []
+    stored_parameters, parameters = stored.get("parameters"), current["parameters"]
+    if stored_parameters != parameters:
+        from .model_files import PARAMETER_NAMES
+
+        if isinstance(stored_parameters, list) and len(stored_parameters) == len(PARAMETER_NAMES):
+            differences += [f"{name} {new} here, {old} in the checkpoint" for name, old, new
+                            in zip(PARAMETER_NAMES, stored_parameters, parameters) if old != new]
+        else:
+            differences.append("the architecture")
+    base = Path(model_dir).resolve()
+    if "spectrograms_dir_from_model_dir" in stored:
+        stored_folder = (base / stored["spectrograms_dir_from_model_dir"]).resolve()
+    else:  # checkpoints of earlier versions recorded the folder as typed, from the working folder
+        stored_folder = Path(stored.get("spectrograms_dir", "")).resolve()
+    folder = (base / current["spectrograms_dir_from_model_dir"]).resolve()
+    if stored_folder != folder:
+        differences.append(f"spectrograms folder {folder} here, {stored_folder} in the checkpoint")
+    return differences
 
 
 def _variable_arrays(variables) -> list[np.ndarray]:
     return [np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable) for variable in variables]
 
 
+def checkpoint_arrays(vae) -> dict:
+    """Copies of the weights and the optimizer state, as a checkpoint stores them."""
+    arrays = {f"weight_{index}": value for index, value in enumerate(_variable_arrays(vae.weights))}
+    arrays.update({f"optimizer_{index}": value for index, value in enumerate(_variable_arrays(vae.optimizer.variables))})
+    return arrays
+
+
+def non_finite_arrays(arrays: dict) -> list[str]:
+    """The names of the arrays holding NaN or infinite values."""
+    return [name for name, value in arrays.items()
+            if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value))]
+
+
+def write_checkpoint(path: str | Path, arrays: dict, weights: int, epoch: int, fingerprint: dict,
+                     history: list) -> None:
+    """Write checkpoint arrays, the epochs done and the history to one .npz, atomically.
+
+    Raises ValueError (writing nothing) if any array holds NaN or infinite values.
+    """
+    bad = non_finite_arrays(arrays)
+    if bad:
+        raise ValueError(f"refusing to write a checkpoint with NaN or infinite values ({', '.join(bad[:3])})")
+    meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "fingerprint": fingerprint, "history": history,
+            "weights": weights, "optimizer_variables": len(arrays) - weights}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, meta=np.array(json.dumps(meta)))
+    safe_io.write_bytes_atomic(path, buffer.getvalue())
+
+
 def save_checkpoint(path: str | Path, vae, epoch: int, fingerprint: dict, history: list) -> None:
     """Write weights, optimizer state, the epochs done and the history to one .npz, atomically."""
-    arrays = {}
-    for index, value in enumerate(_variable_arrays(vae.weights)):
-        arrays[f"weight_{index}"] = value
-    for index, value in enumerate(_variable_arrays(vae.optimizer.variables)):
-        arrays[f"optimizer_{index}"] = value
-    meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "fingerprint": fingerprint, "history": history,
-            "weights": len(vae.weights), "optimizer_variables": len(vae.optimizer.variables)}
-    arrays["meta"] = np.array(json.dumps(meta))
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    safe_io.write_bytes_atomic(path, buffer.getvalue())
+    write_checkpoint(path, checkpoint_arrays(vae), len(vae.weights), epoch, fingerprint, history)
 
 
 def read_checkpoint_meta(path: str | Path) -> dict | None:
@@ -255,8 +303,13 @@ def plot_loss_curve(path: str | Path, history: list) -> None:
 # ---------------------------------------------------------------- the run
 
 def _epoch_recorder(vae, model_dir, fingerprint, history, chief):
-    """One Keras callback that, in order: stops at the first non-finite loss, and after each good
-    epoch writes the checkpoint, the CSV and the loss curve (on the chief worker only)."""
+    """One Keras callback that stops at the first non-finite loss or weight, and writes each good
+    epoch's checkpoint, CSV and loss curve (on the chief worker only).
+
+    An epoch's state is held in memory and written only when the next batch's loss, computed with
+    exactly those weights, is finite (or when training ends): the last checkpoint on disk is
+    always one that trains on.
+    """
     import keras
 
     class EpochRecorder(keras.callbacks.Callback):
@@ -265,6 +318,8 @@ def _epoch_recorder(vae, model_dir, fingerprint, history, chief):
             self.diverged = None  # (epoch, batch or None, what) of the first non-finite loss
             self.epoch_start = None
             self.seconds = []
+            self.pending = None  # (epoch, arrays, history) not yet known to train on
+            self.written_epoch = None
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
@@ -272,9 +327,25 @@ def _epoch_recorder(vae, model_dir, fingerprint, history, chief):
 
         def on_train_batch_end(self, batch, logs=None):
             loss = float((logs or {}).get("loss", 0.0))
-            if not math.isfinite(loss) and self.diverged is None:
-                self.diverged = (self.epoch, batch, f"the loss became {loss}")
-                self.model.stop_training = True
+            if not math.isfinite(loss):
+                if self.diverged is None:
+                    self.diverged = (self.epoch, batch, f"the loss became {loss}")
+                    self.model.stop_training = True
+                if batch == 0 and self.pending is not None:
+                    # The weights this loss came from are the pending epoch's: they are not kept.
+                    self.pending = None
+                    history.pop()
+            elif self.pending is not None:
+                self._write_pending()
+
+        def _write_pending(self):
+            epoch, arrays, rows = self.pending
+            self.pending = None
+            if chief:
+                write_checkpoint(checkpoint_path(model_dir), arrays, len(vae.weights), epoch, fingerprint, rows)
+                write_training_log(Path(model_dir) / LOG_FILE_NAME, rows)
+                plot_loss_curve(Path(model_dir) / LOSS_CURVE_FILE_NAME, rows)
+            self.written_epoch = epoch
 
         def on_epoch_end(self, epoch, logs=None):
             if self.diverged is not None:
@@ -287,15 +358,19 @@ def _epoch_recorder(vae, model_dir, fingerprint, history, chief):
                     if key in logs:
                         row[key] = float(logs[key])
             bad = [f"{key} became {value}" for key, value in row.items() if key != "epoch" and not math.isfinite(value)]
+            arrays = checkpoint_arrays(vae)
+            if not bad and non_finite_arrays(arrays):
+                bad = ["the weights became NaN or infinite"]
             if bad:
                 self.diverged = (epoch, None, bad[0])
                 self.model.stop_training = True
                 return
             history.append(row)
-            if chief:
-                save_checkpoint(checkpoint_path(model_dir), vae, epoch + 1, fingerprint, history)
-                write_training_log(Path(model_dir) / LOG_FILE_NAME, history)
-                plot_loss_curve(Path(model_dir) / LOSS_CURVE_FILE_NAME, history)
+            self.pending = (epoch + 1, arrays, list(history))
+
+        def on_train_end(self, logs=None):
+            if self.pending is not None and self.diverged is None:
+                self._write_pending()
 
     return EpochRecorder()
 
@@ -337,11 +412,73 @@ def build_vae(configuration: dict, learning_rate: float, xla: bool = True):
     """Build and compile the VAE of a configuration dict (vae.THESIS_CONFIGURATION's keys)."""
     from . import vae as vae_module
 
-    model = vae_module.VAE(configuration["input_shape"], configuration["conv_filters"],
-                           configuration["conv_kernels"], configuration["conv_strides"],
-                           configuration["latent_space_dimension"])
+    model = vae_module.VAE(*_parameters_of(configuration))
     model.compile(learning_rate=learning_rate, jit_compile=xla)
     return model
+
+
+def check_options(options: TrainingOptions) -> None:
+    """Check the numbers and names of `options` (no TensorFlow needed); raise UserError."""
+    if options.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {options.epochs}")
+    if options.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {options.batch_size}")
+    if not (options.learning_rate > 0 and math.isfinite(options.learning_rate)):
+        raise UserError(f"--learning-rate must be a number above 0, got {options.learning_rate}")
+    if options.mixed_precision not in MIXED_PRECISION_POLICIES:
+        raise UserError(f"unknown mixed precision '{options.mixed_precision}': choose off, bfloat16 or float16")
+    if options.xla not in ("auto", "on", "off"):
+        raise UserError(f"unknown XLA setting '{options.xla}': choose auto, on or off")
+
+
+def _parameters_of(configuration: dict) -> list:
+    return [configuration["input_shape"], configuration["conv_filters"], configuration["conv_kernels"],
+            configuration["conv_strides"], configuration["latent_space_dimension"]]
+
+
+def resume_point(options: TrainingOptions) -> dict | None:
+    """Decide, before anything is built, whether this run resumes: the checkpoint's metadata, or
+    None to train from scratch.
+
+    Raises
+    ------
+    CheckpointError
+        --resume without a checkpoint, or a checkpoint of other settings (architecture or
+        spectrograms folder) without --restart: the message names the difference.
+    UserError
+        The model folder holds a finished model but no checkpoint to resume, without --restart.
+    """
+    from .model_files import WEIGHTS_FILE
+
+    model_dir = Path(options.model_dir)
+    ckpt = checkpoint_path(model_dir)
+    if options.resume == "restart":
+        return None
+    meta = read_checkpoint_meta(ckpt)
+    if options.resume == "resume" and meta is None:
+        raise CheckpointError(f"there is no checkpoint to resume from in {ckpt.parent}/: train without --resume")
+    ways_on = "add --restart to train from scratch and replace it, or choose another --model-dir to keep it"
+    if meta is not None:
+        fingerprint = _fingerprint(_parameters_of(options.configuration), options.spectrograms_dir, model_dir)
+        differences = _fingerprint_differences(meta["fingerprint"], fingerprint, model_dir)
+        if differences:
+            raise CheckpointError(f"the checkpoint in {ckpt.parent}/ (epoch {meta['epoch']}) was trained with "
+                                  f"other settings ({'; '.join(differences)}): {ways_on}")
+        return meta
+    if (model_dir / WEIGHTS_FILE).exists():
+        raise UserError(f"{model_dir}/ already holds a trained model ({WEIGHTS_FILE}) and no checkpoint to "
+                        f"resume from: {ways_on}")
+    return None
+
+
+def _finish(vae, options, model_dir, training_paths, validation_paths, log) -> None:
+    """After the last epoch: re-estimate the batch-norm statistics, save the model and the split."""
+    if options.recalibrate_batch_norm:
+        recalibrate_batch_norm(vae, training_paths, options.batch_size, options.seed, log)
+    vae.save(str(model_dir))
+    write_validation_split(model_dir, validation_paths)
+    log(f"saved the model in {model_dir}/ (training log {model_dir / LOG_FILE_NAME}, "
+        f"loss curve {model_dir / LOSS_CURVE_FILE_NAME})")
 
 
 def train(options: TrainingOptions) -> TrainingResult:
@@ -352,15 +489,12 @@ def train(options: TrainingOptions) -> TrainingResult:
     ProcessedDataError
         spectrograms/ missing or empty, or a spectrogram of the wrong shape or with NaN values.
     CheckpointError
-        --resume without a usable checkpoint.
+        --resume without a usable checkpoint, or a checkpoint of other settings without --restart.
     TrainingDivergedError
         The loss became NaN or infinite (the last good checkpoint and model are kept).
     """
     log = options.log
-    if options.epochs < 1 or options.batch_size < 1 or not options.learning_rate > 0:
-        raise UserError("epochs and batch size must be at least 1 and the learning rate above 0")
-    if options.mixed_precision not in MIXED_PRECISION_POLICIES:
-        raise UserError(f"unknown mixed precision '{options.mixed_precision}': choose off, bfloat16 or float16")
+    check_options(options)
     if options.tensorboard_dir:
         try:
             import tensorboard  # noqa: F401  (an optional dependency)
@@ -374,22 +508,9 @@ def train(options: TrainingOptions) -> TrainingResult:
     except ValueError as error:
         raise UserError(str(error)) from None
     configuration = options.configuration
-    parameters = [configuration["input_shape"], configuration["conv_filters"], configuration["conv_kernels"],
-                  configuration["conv_strides"], configuration["latent_space_dimension"]]
-    fingerprint = _fingerprint(parameters, options.spectrograms_dir)
-
-    # Decide whether to resume before building anything.
+    fingerprint = _fingerprint(_parameters_of(configuration), options.spectrograms_dir, model_dir)
     ckpt = checkpoint_path(model_dir)
-    meta = None if options.resume == "restart" else read_checkpoint_meta(ckpt)
-    if options.resume == "resume" and meta is None:
-        raise CheckpointError(f"there is no checkpoint to resume from in {ckpt.parent}/: train without --resume")
-    if meta is not None and meta["fingerprint"] != fingerprint:
-        if options.resume == "resume":
-            raise CheckpointError(f"the checkpoint in {ckpt.parent}/ was trained with another configuration or "
-                                  f"spectrograms folder ({meta['fingerprint']}): use --restart to start over")
-        log(f"ignoring the checkpoint in {ckpt.parent}/: it is for another configuration or spectrograms folder; "
-            "starting over")
-        meta = None
+    meta = resume_point(options)  # before building anything
 
     import keras
     import tensorflow as tf
@@ -399,8 +520,6 @@ def train(options: TrainingOptions) -> TrainingResult:
     replicas = strategy.num_replicas_in_sync
     if options.distribute != "none":
         log(f"distributing over {replicas} replica(s) with {type(strategy).__name__}")
-    if options.xla not in ("auto", "on", "off"):
-        raise UserError(f"unknown XLA setting '{options.xla}': choose auto, on or off")
     has_gpu = bool(tf.config.list_logical_devices("GPU"))
     # On CPUs TensorFlow's oneDNN kernels outran XLA's (bench/bench_training.py: 6.4 against 2.3
     # examples/s for the thesis configuration on 2 cores), so "auto" compiles only for GPUs.
@@ -431,11 +550,17 @@ def train(options: TrainingOptions) -> TrainingResult:
         keras.mixed_precision.set_global_policy(previous_policy)
 
     if first_epoch >= options.epochs:
+        from .model_files import WEIGHTS_FILE
+
+        if (model_dir / WEIGHTS_FILE).exists():
+            log(f"{model_dir}/ already holds the model of the checkpoint's {first_epoch} epochs (asked for "
+                f"{options.epochs}): nothing to do; use --epochs above {first_epoch} to go on or --restart to "
+                "train again")
+            return TrainingResult(first_epoch, first_epoch, history, 0.0)
         log(f"the checkpoint in {ckpt.parent}/ has already trained {first_epoch} epochs (asked for "
-            f"{options.epochs}): saving the model; use --epochs above {first_epoch} to go on or --restart "
-            "to train again")
+            f"{options.epochs}): saving its model")
         if chief:
-            vae.save(str(model_dir))
+            _finish(vae, options, model_dir, training_paths, validation_paths, log)
         return TrainingResult(first_epoch, first_epoch, history, 0.0)
     if meta is not None:
         log(f"resuming from the checkpoint in {ckpt.parent}/ after epoch {first_epoch} of {options.epochs} "
@@ -489,12 +614,7 @@ def train(options: TrainingOptions) -> TrainingResult:
                                     f"the model files in {model_dir}/ are untouched; lower the learning rate "
                                     "(--learning-rate) and resume")
     if chief:
-        if options.recalibrate_batch_norm:
-            recalibrate_batch_norm(vae, training_paths, options.batch_size, options.seed, log)
-        vae.save(str(model_dir))
-        write_validation_split(model_dir, validation_paths)
-        log(f"saved the model in {model_dir}/ (training log {model_dir / LOG_FILE_NAME}, "
-            f"loss curve {model_dir / LOSS_CURVE_FILE_NAME})")
+        _finish(vae, options, model_dir, training_paths, validation_paths, log)
     seconds = sum(recorder.seconds)
     examples = min(len(training_paths), steps * options.batch_size)
     speed = examples * len(recorder.seconds) / seconds if seconds else 0.0

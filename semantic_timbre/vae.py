@@ -26,103 +26,18 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, safe_io
-from .cli import UserError, quiet_tensorflow
+from .cli import quiet_tensorflow
+from .model_files import (  # noqa: F401  (re-exported: the model folder's API)
+    DEMO_CONFIGURATION, PARAMETER_NAMES, PARAMETERS_JSON, PARAMETERS_PICKLE, RUN_TRAINING, THESIS_CONFIGURATION,
+    WEIGHTS_FILE, ModelFolderError, _as_tuples, check_model_folder, check_parameters, read_legacy_weights, read_parameters,
+    write_legacy_weights)
 
 quiet_tensorflow()
 
 import keras  # noqa: E402  (after quiet_tensorflow)
 from keras import layers, ops  # noqa: E402
 
-PARAMETERS_PICKLE = "parameters.pkl"
-PARAMETERS_JSON = "parameters.json"
-WEIGHTS_FILE = "weights.h5"
-RUN_TRAINING = "run 'python train_timbre_generation_vae.py' first"
 RECONSTRUCTION_LOSS_WEIGHT = 1_000_000
-PARAMETER_NAMES = ("input_shape", "conv_filters", "conv_kernels", "conv_strides", "latent_space_dimension")
-
-THESIS_CONFIGURATION = {
-    "input_shape": (512, 64, 1),
-    "conv_filters": (512, 256, 128, 64, 32),
-    "conv_kernels": (3, 3, 3, 3, 3),
-    "conv_strides": (2, 2, 2, 2, (2, 1)),
-    "latent_space_dimension": 128,
-}
-
-#: A small model for the demo: the thesis's kernels and strides with fewer filters and a smaller
-#: latent space, so that tens of epochs on the demo set take minutes on two CPU cores.
-DEMO_CONFIGURATION = {
-    "input_shape": (512, 64, 1),
-    "conv_filters": (16, 16, 16, 16, 16),
-    "conv_kernels": (3, 3, 3, 3, 3),
-    "conv_strides": (2, 2, 2, 2, (2, 1)),
-    "latent_space_dimension": 32,
-}
-
-
-class ModelFolderError(UserError):
-    """The model folder is missing, incomplete or does not hold a model this code can load."""
-
-
-# ---------------------------------------------------------------- parameters
-
-def _plain(value):
-    """Numpy scalars to Python numbers, keeping list/tuple containers as they are."""
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(item) for item in value)
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _is_count(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
-
-
-def _is_size(value) -> bool:
-    """An int, or a pair of ints (a kernel or a stride)."""
-    if _is_count(value):
-        return True
-    return isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_count(item) for item in value)
-
-
-def check_parameters(parameters, source: str = "the parameters") -> list:
-    """Return the thesis's parameter list [input_shape, conv_filters, conv_kernels, conv_strides,
-    latent_space_dimension] as plain Python values, or raise ModelFolderError saying what is wrong.
-
-    Accepts the list (or tuple) itself or a dict with those five keys.
-    """
-    expected = ("a list [input_shape, conv_filters, conv_kernels, conv_strides, latent_space_dimension], "
-                "e.g. [(512, 64, 1), (512, 256, 128, 64, 32), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 128]")
-    if isinstance(parameters, dict):
-        missing = [name for name in PARAMETER_NAMES if name not in parameters]
-        if missing:
-            raise ModelFolderError(f"{source} lacks {', '.join(missing)}: expected {expected}")
-        parameters = [parameters[name] for name in PARAMETER_NAMES]
-    if not isinstance(parameters, (list, tuple)) or len(parameters) != 5:
-        raise ModelFolderError(f"{source} is not of the expected form: expected {expected}")
-    input_shape, filters, kernels, strides, latent = parameters
-    problems = []
-    if not (isinstance(input_shape, (list, tuple)) and len(input_shape) == 3 and all(map(_is_count, input_shape))):
-        problems.append(f"input_shape {input_shape!r} is not three positive integers")
-    if not (isinstance(filters, (list, tuple)) and filters and all(map(_is_count, filters))):
-        problems.append(f"conv_filters {filters!r} is not a list of positive integers")
-    for name, sizes in (("conv_kernels", kernels), ("conv_strides", strides)):
-        if not (isinstance(sizes, (list, tuple)) and all(map(_is_size, sizes))):
-            problems.append(f"{name} {sizes!r} is not a list of integers or integer pairs")
-        elif isinstance(filters, (list, tuple)) and len(sizes) != len(filters):
-            problems.append(f"{name} has {len(sizes)} entries but conv_filters has {len(filters)}")
-    if not _is_count(latent):
-        problems.append(f"latent_space_dimension {latent!r} is not a positive integer")
-    if problems:
-        raise ModelFolderError(f"{source} is not of the expected form ({'; '.join(problems)}): expected {expected}")
-    return [_plain(item) for item in parameters]
-
-
-def _as_tuples(value):
-    """The thesis's pickled form: tuples all the way down."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_as_tuples(item) for item in value)
-    return value
 
 
 def _pair(value) -> tuple[int, int]:
@@ -212,6 +127,7 @@ class VAE(keras.Model):
     ----------
     encoder : keras.Model, spectrograms (N, *input_shape) -> [mu, log_variance, z]
     decoder : keras.Model, latent codes (N, latent) -> spectrograms (N, *input_shape) in [0, 1]
+    model : the whole model decoder(encoder(x)) (the VAE itself), the thesis's attribute
     latent_space_dimension : int
     parameters : the thesis's list [input_shape, conv_filters, conv_kernels, conv_strides,
         latent_space_dimension]
@@ -252,6 +168,11 @@ class VAE(keras.Model):
     @property
     def spectrogram_shape(self) -> tuple:
         return self._spectrogram_shape
+
+    @property
+    def model(self):
+        """The whole model, decoder(encoder(x)), as the thesis's class had it (this object itself)."""
+        return self
 
     def call(self, inputs, training=None):
         _, _, z = self.encoder(inputs, training=training)
@@ -447,139 +368,9 @@ class VAE(keras.Model):
             If parameters.pkl would build anything but plain data (nothing of it runs).
         """
         folder = Path(folder)
-        parameters = read_parameters(folder)
-        weights = folder / WEIGHTS_FILE
-        if not weights.is_file():
-            raise ModelFolderError(f"{folder}/ holds parameters but no {WEIGHTS_FILE} (an unfinished training "
-                                   f"run?): {RUN_TRAINING}")
+        parameters = check_model_folder(folder)
         vae = cls(*parameters)
-        read_legacy_weights(weights, vae, parameters)
+        read_legacy_weights(folder / WEIGHTS_FILE, vae, parameters)
         return vae
 
 
-def read_parameters(folder: str | Path) -> list:
-    """Return the checked parameter list of a model folder (parameters.json, else parameters.pkl)."""
-    folder = Path(folder)
-    no_model = f"{folder}/ holds no trained model"
-    if not folder.is_dir():
-        raise ModelFolderError(f"{no_model} (the folder does not exist): {RUN_TRAINING}")
-    json_path, pickle_path = folder / PARAMETERS_JSON, folder / PARAMETERS_PICKLE
-    if json_path.is_file():
-        try:
-            parameters = json.loads(json_path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError) as error:
-            raise ModelFolderError(f"{json_path} cannot be read ({error}): delete the folder and "
-                                   f"{RUN_TRAINING}") from None
-        return check_parameters(parameters, str(json_path))
-    if pickle_path.is_file():
-        return check_parameters(safe_io.load_plain_pickle(pickle_path), str(pickle_path))
-    resume = " (it resumes from the checkpoint there)" if (folder / "checkpoint").is_dir() else ""
-    raise ModelFolderError(f"{no_model} (no {PARAMETERS_PICKLE} or {PARAMETERS_JSON}): {RUN_TRAINING}{resume}")
-
-
-# ---------------------------------------------------------------- Keras 2 legacy HDF5 weights
-
-def _weighted_layers(model) -> list:
-    return [layer for layer in model.layers if layer.trainable_weights or layer.non_trainable_weights]
-
-
-def _variable_name(variable) -> str:
-    return variable.name.split("/")[-1].split(":")[0]
-
-
-def write_legacy_weights(path, vae: VAE, parameters=None) -> None:
-    """Write the weights as Keras 2's Model.save_weights did for the thesis's model.
-
-    Root attributes layer_names/backend/keras_version; one group per sub-model ('encoder',
-    'decoder') with attribute weight_names ('conv2d/kernel:0', ...) in Keras 2's order (all
-    trainable weights by layer, then the non-trainable ones) and one dataset per weight.
-    Non-finite weights raise ValueError (the caller's temporary file is then discarded).
-    """
-    import h5py
-
-    with h5py.File(path, "w") as handle:
-        # The thesis's whole model: its input layer (Keras 2 named it input_3), then the sub-models.
-        handle.attrs["layer_names"] = [b"input_3", b"encoder", b"decoder"]
-        handle.attrs["backend"] = b"tensorflow"
-        handle.attrs["keras_version"] = keras.__version__.encode("utf8")
-        if parameters is not None:
-            handle.attrs["semantic_timbre_parameters"] = json.dumps(parameters).encode("utf8")
-        handle.create_group("input_3").attrs["weight_names"] = []
-        handle.create_group("top_level_model_weights").attrs["weight_names"] = []
-        for model in (vae.encoder, vae.decoder):
-            group = handle.create_group(model.name)
-            weighted = _weighted_layers(model)
-            entries = [(layer, variable) for layer in weighted for variable in layer.trainable_weights]
-            entries += [(layer, variable) for layer in weighted for variable in layer.non_trainable_weights]
-            weight_names = [f"{layer.name}/{_variable_name(variable)}:0" for layer, variable in entries]
-            group.attrs["weight_names"] = [name.encode("utf8") for name in weight_names]
-            for name, (layer, variable) in zip(weight_names, entries):
-                value = np.asarray(keras.ops.convert_to_numpy(variable))
-                if not np.all(np.isfinite(value)):
-                    raise ValueError(f"refusing to save the model: {model.name} layer {layer.name} holds NaN "
-                                     f"or infinite weights (training diverged?)")
-                group.create_dataset(name, data=value)
-
-
-def _decode(value) -> str:
-    return value.decode("utf8") if isinstance(value, bytes) else str(value)
-
-
-def read_legacy_weights(path, vae: VAE, parameters=None) -> None:
-    """Load a Keras 2 legacy weights.h5 (the thesis's layout, or ours) into `vae`.
-
-    Weights are matched to layers in build order within each sub-model, as Keras 2 did, so the
-    file's layer names (which depend on what else its session built) do not matter; the kind of
-    each weight and its shape are checked.
-    """
-    import h5py
-
-    path = Path(path)
-    retrain = f"delete {path.parent}/ and {RUN_TRAINING}"
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise ModelFolderError(f"{path} is not a readable weights file ({error}): {retrain}") from None
-    with handle:
-        recorded = handle.attrs.get("semantic_timbre_parameters")
-        if recorded is not None and parameters is not None and json.loads(_decode(recorded)) != json.loads(
-                json.dumps(parameters)):
-            raise ModelFolderError(f"{path} was saved with other parameters than {path.parent}/'s parameter "
-                                   f"files (an interrupted save?): {retrain}")
-        root = handle["model_weights"] if "model_weights" in handle else handle
-        for model in (vae.encoder, vae.decoder):
-            if model.name not in root:
-                raise ModelFolderError(f"{path} has no '{model.name}' group: it is not a weights file of this "
-                                       f"VAE (Keras 2 layout with groups 'encoder' and 'decoder' expected): {retrain}")
-            _load_sub_model(root[model.name], model, path, retrain)
-
-
-def _load_sub_model(group, model, path, retrain) -> None:
-    try:
-        weight_names = [_decode(name) for name in group.attrs["weight_names"]]
-        by_layer: dict[str, dict[str, np.ndarray]] = {}
-        for name in weight_names:
-            parts = name.split(":")[0].split("/")
-            by_layer.setdefault(parts[-2] if len(parts) > 1 else "", {})[parts[-1]] = np.asarray(group[name])
-    except (KeyError, OSError, ValueError) as error:
-        raise ModelFolderError(f"{path} is incomplete or corrupt in '{group.name}' ({error}): {retrain}") from None
-    weighted = _weighted_layers(model)
-    if len(by_layer) != len(weighted):
-        raise ModelFolderError(f"{path} holds {len(by_layer)} layers with weights in '{model.name}', the model "
-                               f"built from the parameters has {len(weighted)}: the weights do not belong to "
-                               f"these parameters; {retrain}")
-    for layer, (file_layer, values) in zip(weighted, by_layer.items()):
-        variables = layer.trainable_weights + layer.non_trainable_weights
-        for variable in variables:
-            kind = _variable_name(variable)
-            value = values.get(kind)
-            if value is None or tuple(value.shape) != tuple(variable.shape):
-                found = "missing" if value is None else f"of shape {value.shape}"
-                raise ModelFolderError(
-                    f"{path}: weight '{kind}' of layer {file_layer} in '{model.name}' is {found}, the model "
-                    f"built from the parameters expects {tuple(variable.shape)} for its layer {layer.name}; "
-                    f"{retrain}")
-            variable.assign(value)
-        if len(values) != len(variables):
-            raise ModelFolderError(f"{path}: layer {file_layer} in '{model.name}' has weights "
-                                   f"{sorted(values)}, expected {[_variable_name(v) for v in variables]}; {retrain}")

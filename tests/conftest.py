@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +20,83 @@ sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def run_script(script: str, *args, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run a top-level script of the project in `cwd`, as a user would from a terminal."""
+@dataclass
+class ScriptResult:
+    """What a command left: its exit status and what it wrote to stdout and stderr."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _script_module(script: str):
+    name = Path(script).stem
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / script)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def run_script(script: str, *args, cwd, timeout: float = 600) -> ScriptResult:
+    """Run a top-level script's main(argv) in this process, in `cwd`, as its command line does
+    (`run_main`: one-line errors, exit statuses), capturing stdout and stderr. An unexpected
+    exception propagates, so the test fails with its traceback. `timeout` is unused (in process)."""
+    from semantic_timbre.cli import run_main
+
+    module = _script_module(script)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    debug = os.environ.pop("SEMANTIC_TIMBRE_DEBUG", None)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                status = run_main(module.main, [str(arg) for arg in args])
+            except SystemExit as exit_:  # argparse: --help, usage errors
+                status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
+                if isinstance(exit_.code, str):
+                    print(exit_.code, file=sys.stderr)
+    finally:
+        os.chdir(previous)
+        if debug is not None:
+            os.environ["SEMANTIC_TIMBRE_DEBUG"] = debug
+    return ScriptResult(status, stdout.getvalue(), stderr.getvalue())
+
+
+def run_script_subprocess(script: str, *args, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run a top-level script in a new Python process, for tests where a separate process is the
+    point (a fresh TensorFlow, signals)."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("SEMANTIC_TIMBRE_DEBUG", None)
     return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments, only_output: bool = False) -> str:
+_TENSORFLOW_PROBE = """
+import sys
+sys.path.insert(0, {root!r})
+from semantic_timbre.cli import run_main
+import {module} as script
+status = run_main(script.main, {argv!r})
+print("tensorflow imported:", "tensorflow" in sys.modules)
+sys.exit(status)
+"""
+
+
+def run_without_tensorflow_check(script: str, *args, cwd, timeout: float = 120):
+    """Run a script's main(argv) in a fresh Python (the point: nothing imported yet) and return
+    (result, whether TensorFlow was imported by the time it returned)."""
+    code = _TENSORFLOW_PROBE.format(root=str(REPO_ROOT), module=Path(script).stem, argv=[str(a) for a in args])
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("SEMANTIC_TIMBRE_DEBUG", None)
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, env=env)
+    return result, "tensorflow imported: True" in result.stdout
+
+
+def assert_one_line_error(result, *fragments, only_output: bool = False) -> str:
     """Check a command failed with exactly one 'error: ...' line holding every fragment, and no
     traceback; with only_output, that line must be all it wrote to stderr. Returns the line."""
     assert result.returncode != 0, result.stdout + result.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import plucked_note, run_script, write_audio
+from conftest import assert_one_line_error, plucked_note, run_script, write_audio
 from semantic_timbre import descriptor_control, layout, spectrogram
 from semantic_timbre.descriptor_control import DescriptorRequestError
 
@@ -196,3 +196,31 @@ def test_without_a_model_or_data_the_step_to_run_is_named(processed_project, tmp
     result = run_script(SCRIPT, source, "Crunch", 50, "-o", tmp_path / "x.wav", cwd=empty)
     assert result.returncode == 2 and "process_audio_into_spectrograms.py" in result.stderr
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_the_input_note_is_never_overwritten_and_other_files_only_with_overwrite(applied_project, tmp_path):
+    source = write_audio(tmp_path / "my_note.wav", plucked_note(330.0))
+    recording = source.read_bytes()
+    for output in (source, tmp_path / "." / "my_note.wav"):
+        for extra in ([], ["--overwrite"]):
+            result = run_script(SCRIPT, source, "Crunch", 50, "-o", output, *extra, cwd=applied_project)
+            assert_one_line_error(result, "is the input note itself")
+            assert source.read_bytes() == recording
+    existing = tmp_path / "earlier.wav"
+    existing.write_bytes(b"an earlier result")
+    result = run_script(SCRIPT, source, "Crunch", 50, "-o", existing, cwd=applied_project)
+    assert_one_line_error(result, "already exists", "--overwrite")
+    assert existing.read_bytes() == b"an earlier result"
+    result = run_script(SCRIPT, source, "crunch", 50, "-o", existing, "--overwrite", "--seed", "1",
+                        cwd=applied_project)
+    assert result.returncode == 0, result.stderr
+    assert soundfile.info(str(existing)).samplerate == spectrogram.SAMPLE_RATE
+
+
+def test_a_folder_as_input_and_a_truncated_note_are_named(applied_project, tmp_path):
+    result = run_script(SCRIPT, tmp_path, "Crunch", 50, "-o", tmp_path / "out.wav", cwd=applied_project)
+    assert_one_line_error(result, "is a folder")
+    short = write_audio(tmp_path / "short.wav", plucked_note(330.0, seconds=0.037))
+    result = run_script(SCRIPT, short, "Crunch", 50, "-o", tmp_path / "out.wav", "--seed", "1", cwd=applied_project)
+    assert result.returncode == 0, result.stderr
+    assert "warning:" in result.stderr and "lasts only 37 ms" in result.stderr

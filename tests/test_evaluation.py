@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,6 +171,286 @@ def test_report_files_hold_every_key_and_no_nan(tmp_path):
     assert "chance level 0.3333" in markdown
     assert (tmp_path / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "confusion_matrix.png" in markdown
+
+
+# --- Degenerate data: every metric a finite number, or null with its reason ----------------------
+
+LATENT_METRICS = ("silhouette_descriptor", "descriptor_compactness", "pitch_conditional_separation",
+                  "trajectory_linearity", "cross_pitch_consistency", "classifier_accuracy",
+                  "descriptor_transfer_recognition")
+
+
+def identity(codes):
+    """The round trip of a perfect autoencoder: every code comes back unchanged."""
+    return codes
+
+
+def latent_metrics(codes, descriptors, magnitudes, pitches) -> dict:
+    """Every latent-space metric on hand-made codes, called as evaluate_model calls them."""
+    codes, descriptors = np.asarray(codes, dtype=float), np.asarray(descriptors)
+    magnitudes, pitches = np.asarray(magnitudes), np.asarray(pitches)
+    effected = magnitudes > 0
+    return {
+        "silhouette_descriptor": evaluation.measure(evaluation.silhouette_descriptor, codes[effected],
+                                                    descriptors[effected]),
+        "descriptor_compactness": evaluation.measure(evaluation.descriptor_compactness, codes[effected],
+                                                     descriptors[effected]),
+        "pitch_conditional_separation": evaluation.measure(evaluation.pitch_conditional_separation,
+                                                           codes[effected], descriptors[effected], pitches[effected]),
+        "trajectory_linearity": evaluation.measure(evaluation.trajectory_linearity, codes, descriptors,
+                                                   magnitudes, pitches),
+        "cross_pitch_consistency": evaluation.measure(evaluation.cross_pitch_consistency, codes, descriptors,
+                                                      magnitudes, pitches),
+        "classifier_accuracy": evaluation.measure(evaluation.classifier_accuracy, codes[effected],
+                                                  descriptors[effected]),
+        "descriptor_transfer_recognition": evaluation.measure(
+            evaluation.descriptor_transfer_recognition, codes, descriptors, magnitudes, pitches, identity),
+    }
+
+
+def assert_number_or_reason(results: dict, numbers=(), nulls=()) -> None:
+    """Each result is a finite number or null with a reason; `numbers` and `nulls` say which."""
+    for key, result in results.items():
+        if result.value is None:
+            assert isinstance(result.reason, str) and result.reason, key
+        else:
+            assert np.isfinite(result.value) and result.reason is None, (key, result)
+    for key in numbers:
+        assert results[key].value is not None, (key, results[key].reason)
+    for key, fragment in dict(nulls).items():
+        assert results[key].value is None and fragment in results[key].reason, (key, results[key])
+
+
+def test_one_note_per_descriptor_and_one_clean():
+    # The bug report's shape: every descriptor has a single note, the clean note is at another pitch.
+    codes = [[0, 0], [3, 0], [0, 3], [-3, -3]]
+    results = latent_metrics(codes, ["Fluttery", "A", "B", "C"], [0, 50, 50, 100], ["E5", "E4", "E4", "A4"])
+    assert_number_or_reason(results, nulls={
+        "silhouette_descriptor": "more notes than descriptors",
+        "descriptor_compactness": "single note",  # was 0.0: the distance to its own centroid is 0 by construction
+        "pitch_conditional_separation": "no pitch",
+        "trajectory_linearity": "three or more magnitudes",
+        "cross_pitch_consistency": "two or more pitches",
+        "classifier_accuracy": "A has 1",
+    })
+    # Each descriptor's direction takes the clean code exactly onto its one note: all recognised.
+    transfer = results["descriptor_transfer_recognition"]
+    assert transfer.value == 1.0 and transfer.details["trials"] == 3
+    assert transfer.details["real_notes_round_trip"] is None
+    assert "no effected note shares a pitch" in transfer.details["real_notes_round_trip_reason"]
+
+
+def test_exactly_two_notes():
+    two_descriptors = latent_metrics([[0, 0], [1, 1]], ["A", "B"], [50, 100], ["E4", "A4"])
+    assert_number_or_reason(two_descriptors, nulls={key: "" for key in LATENT_METRICS})
+    assert "single note" in two_descriptors["descriptor_compactness"].reason
+    assert "no clean notes" in two_descriptors["descriptor_transfer_recognition"].reason
+    clean_and_one = latent_metrics([[0, 0], [1, 1]], ["Fluttery", "A"], [0, 100], ["E4", "E4"])
+    assert_number_or_reason(clean_and_one, nulls={key: "" for key in LATENT_METRICS})
+
+
+def test_a_single_note_and_no_notes():
+    for codes, descriptors, magnitudes, pitches in (([[1.0, 2.0]], ["A"], [50], ["E4"]),
+                                                    ([[1.0, 2.0]], ["Fluttery"], [0], ["E4"]),
+                                                    (np.zeros((0, 2)), [], [], [])):
+        results = latent_metrics(codes, descriptors, magnitudes, pitches)
+        assert_number_or_reason(results, nulls={key: "" for key in LATENT_METRICS})
+
+
+def test_a_single_descriptor():
+    codes, labels, levels, pitches = grid(lambda d, m, p: m / 100 * axis(0), descriptors=("A",))
+    results = latent_metrics(codes, labels, levels, pitches)
+    assert_number_or_reason(results, numbers=("trajectory_linearity", "cross_pitch_consistency"), nulls={
+        "silhouette_descriptor": "two descriptors", "descriptor_compactness": "two descriptors",
+        "pitch_conditional_separation": "no pitch", "classifier_accuracy": "two descriptors",
+        "descriptor_transfer_recognition": "two descriptors"})
+
+
+def test_no_clean_notes():
+    codes, labels, levels, pitches = grid(lambda d, m, p: m / 100 * axis(0 if d == "A" else 1),
+                                          magnitudes=(0, 50, 100))
+    effected = levels > 0
+    rng = np.random.default_rng(0)
+    codes = codes + 0.01 * rng.standard_normal(codes.shape)
+    results = latent_metrics(codes[effected], labels[effected], levels[effected], pitches[effected])
+    assert_number_or_reason(results, numbers=("silhouette_descriptor", "descriptor_compactness",
+                                              "pitch_conditional_separation", "classifier_accuracy"), nulls={
+        "trajectory_linearity": "three or more magnitudes",
+        "cross_pitch_consistency": "two or more pitches",
+        "descriptor_transfer_recognition": "no clean notes"})
+
+
+def test_a_descriptor_with_a_single_magnitude():
+    codes, labels, levels, pitches = grid(lambda d, m, p: axis(0 if d == "A" else 1), magnitudes=(0, 100))
+    results = latent_metrics(codes, labels, levels, pitches)
+    assert_number_or_reason(results, numbers=("cross_pitch_consistency", "classifier_accuracy",
+                                              "descriptor_transfer_recognition"),
+                            nulls={"trajectory_linearity": "three or more magnitudes"})
+    assert results["cross_pitch_consistency"].value == pytest.approx(1.0)
+    # Magnitude 50 lies between clean (0) and the one magnitude the data has: half the direction.
+    half = evaluation.descriptor_transfer_recognition(codes, labels, levels, pitches, identity, magnitude=50)
+    assert half[0] == 1.0 and half[1]["real_notes_round_trip"] == 1.0
+
+
+def test_codes_that_coincide_give_no_made_up_numbers():
+    # A collapsed encoder: every note has the same code. Trajectories have length 0 (was 1.0, a
+    # perfectly straight line) and every centroid is the same point.
+    codes, labels, levels, pitches = grid(lambda d, m, p: np.zeros(4))
+    results = latent_metrics(codes, labels, levels, pitches)
+    assert_number_or_reason(results, nulls={"trajectory_linearity": "one point",
+                                            "descriptor_compactness": "same point"})
+
+
+def test_codes_that_are_not_finite_give_nulls_with_the_reason():
+    codes, labels, levels, pitches = grid(lambda d, m, p: m / 100 * axis(0 if d == "A" else 1))
+    codes[3, 1] = np.nan
+    results = latent_metrics(codes, labels, levels, pitches)
+    assert_number_or_reason(results, nulls={key: "NaN" for key in LATENT_METRICS})
+    # A round trip that gives NaN (a diverged decoder) is null too, never a classifier crash.
+    codes[3, 1] = 0.0
+    result = evaluation.measure(evaluation.descriptor_transfer_recognition, codes, labels, levels, pitches,
+                                lambda batch: np.full_like(batch, np.nan))
+    assert result.value is None and "NaN" in result.reason
+
+
+def test_a_non_finite_value_never_reaches_the_report(tmp_path):
+    results = {key: evaluation.MetricResult(0.5) for key in ALL_KEYS}
+    results["classifier_accuracy"] = evaluation.MetricResult(None, "not measured in this test")
+    results["spectral_convergence"] = evaluation.MetricResult(float("nan"), None, {"original_inversion": float("inf")})
+    results["trajectory_linearity"] = evaluation.MetricResult(0.5, None, {"per_descriptor": {"A": float("nan")}})
+    results["descriptor_transfer_recognition"] = evaluation.MetricResult(0.5, None, {
+        "chance_level": 0.5, "real_notes_round_trip": None, "real_notes_round_trip_reason": "no pitch shared"})
+    report = evaluation.write_evaluation(tmp_path, results, {"notes": 2, "loss": float("-inf")})
+    on_disk = strict_json(tmp_path / "report.json")
+    assert on_disk == report
+    assert on_disk["spectral_convergence"]["value"] is None and on_disk["spectral_convergence"]["reason"]
+    assert on_disk["spectral_convergence"]["original_inversion"] is None
+    markdown = (tmp_path / "report.md").read_text()
+    assert on_disk["spectral_convergence"]["reason"] in markdown and "no pitch shared" in markdown
+
+
+def test_held_out_split_of_all_or_none_or_one():
+    names = ["b", "a", "c"]
+    assert evaluation.held_out_split(names, 1.0) == ["a", "b", "c"]
+    assert evaluation.held_out_split(names, 0.0) == [] and evaluation.held_out_split([], 0.5) == []
+    assert evaluation.held_out_split(["a"], 0.2) == ["a"]
+
+
+def strict_json(path):
+    """Read a JSON file, failing on NaN, Infinity or -Infinity (which json.loads accepts by default)."""
+    def refuse(constant):
+        raise AssertionError(f"{path} holds {constant}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def check_report(output, stdout: str) -> dict:
+    """report.json holds every metric as a finite number or null with a reason that report.md and
+    the command's output repeat; returns the report."""
+    report = strict_json(output / "report.json")
+    markdown = (output / "report.md").read_text()
+    for key in ALL_KEYS:
+        entry = report[key]
+        assert entry["definition"] and key in stdout, key
+        if entry["value"] is None:
+            assert isinstance(entry["reason"], str) and entry["reason"], key
+            assert entry["reason"] in markdown and entry["reason"] in stdout, key
+        else:
+            assert isinstance(entry["value"], (int, float)) and np.isfinite(entry["value"]), key
+            assert entry["reason"] is None, key
+    for plot in report["run"]["plots"]:
+        assert (output / plot).read_bytes()[:4] == b"\x89PNG"
+    return report
+
+
+def project_with(trained_project, tmp_path, keep) -> Path:
+    """A copy of the trained project whose spectrograms/ keeps only the names `keep` accepts."""
+    root = tmp_path / "project"
+    shutil.copytree(trained_project, root)
+    for path in (root / "spectrograms").glob("*.npy"):
+        if not keep(path.name):
+            path.unlink()
+    return root
+
+
+def test_the_command_on_one_note_per_descriptor_and_one_clean(trained_project, tmp_path):
+    # The bug report's shape: it crashed classifying the transfer's reference, 0 real notes at the
+    # clean note's pitch (StandardScaler given 0 samples).
+    kept = {"CrunchX50X1-0.wav.npy", "DarkX100X1-0.wav.npy", "FlutteryX50X1-5.wav.npy", "FlutteryX0X1-12.wav.npy"}
+    root = project_with(trained_project, tmp_path, lambda name: name in kept)
+    result = run_script("evaluate_timbre_generation_vae.py", *FAST, cwd=root)
+    assert result.returncode == 0, result.stderr
+    report = check_report(root / "evaluation", result.stdout)
+    assert report["run"]["notes"] == 4 and report["run"]["held_out_notes"] == 1
+    for key in ("silhouette_descriptor", "descriptor_compactness", "pitch_conditional_separation",
+                "trajectory_linearity", "cross_pitch_consistency", "classifier_accuracy"):
+        assert report[key]["value"] is None, key
+    assert "single note" in report["descriptor_compactness"]["reason"]
+    transfer = report["descriptor_transfer_recognition"]
+    assert transfer["value"] is not None and transfer["trials"] == 3
+    assert transfer["real_notes_round_trip"] is None
+    assert transfer["real_notes_round_trip_reason"] in (root / "evaluation" / "report.md").read_text()
+    assert report["reconstruction_mse"]["value"] is not None
+    assert report["run"]["plots"] == ["per_descriptor_metrics.png"]
+
+
+def test_the_command_without_clean_notes_or_held_out_notes(trained_project, tmp_path):
+    root = project_with(trained_project, tmp_path, lambda name: "X0X" not in name)
+    result = run_script("evaluate_timbre_generation_vae.py", "--held-out-fraction", 0, *FAST, cwd=root)
+    assert result.returncode == 0, result.stderr
+    report = check_report(root / "evaluation", result.stdout)
+    assert report["run"]["notes"] == 18 and report["run"]["held_out_notes"] == 0
+    for key in ("reconstruction_mse", "spectral_convergence", "log_spectral_distance_db"):
+        assert "no held-out notes" in report[key]["reason"], key
+    assert "no clean notes" in report["descriptor_transfer_recognition"]["reason"]
+    for key in ("trajectory_linearity", "cross_pitch_consistency"):
+        assert report[key]["value"] is None, key
+    for key in ("silhouette_descriptor", "descriptor_compactness", "pitch_conditional_separation",
+                "classifier_accuracy"):
+        assert report[key]["value"] is not None, key
+    # The training's validation split holds only notes that are not encoded (here: deleted; with
+    # --max-notes: not drawn): null reconstruction metrics with that reason (was an error).
+    (root / "model" / "validation_split.json").write_text(json.dumps({"validation": ["FlutteryX0X1-0.wav.npy"]}))
+    result = run_script("evaluate_timbre_generation_vae.py", "--output-dir", "split", *FAST, cwd=root)
+    assert result.returncode == 0, result.stderr
+    report = check_report(root / "split", result.stdout)
+    assert report["run"]["held_out_notes"] == 0
+    for key in ("reconstruction_mse", "spectral_convergence", "log_spectral_distance_db"):
+        assert "validation_split.json" in report[key]["reason"], key
+
+
+def test_the_command_on_two_notes_all_held_out(trained_project, tmp_path):
+    root = project_with(trained_project, tmp_path, lambda name: name in {"CrunchX100X1-0.wav.npy",
+                                                                         "DarkX50X1-5.wav.npy"})
+    result = run_script("evaluate_timbre_generation_vae.py", "--held-out-fraction", 1, *FAST, cwd=root)
+    assert result.returncode == 0, result.stderr
+    report = check_report(root / "evaluation", result.stdout)
+    assert report["run"]["held_out_notes"] == 2
+    for key in ("reconstruction_mse", "spectral_convergence", "log_spectral_distance_db"):
+        assert report[key]["value"] is not None, key
+    for key in LATENT_METRICS:
+        assert report[key]["value"] is None, key  # descriptor_compactness was 0.0
+    assert report["run"]["plots"] == []
+
+
+def test_a_model_with_nan_weights_gives_nulls_with_reasons(trained_project, tmp_path):
+    # A model whose training diverged (save refuses to write one, so it is measured in memory):
+    # every code and reconstruction is NaN. This used to crash in the silhouette score.
+    from semantic_timbre import layout, processed_data
+    from semantic_timbre.vae import VAE
+
+    vae = VAE.load(trained_project / "model")
+    vae.set_weights([np.full_like(weights, np.nan) for weights in vae.get_weights()])
+    spectrograms = trained_project / "spectrograms"
+    notes = processed_data.require_spectrograms(spectrograms)
+    min_max = processed_data.load_min_max(trained_project / layout.MINMAX_DIR)
+    results, _ = evaluation.evaluate_model(vae, notes, spectrograms, min_max, [notes[0].spectrogram_name],
+                                           griffin_lim_iterations=4, transfer_clean_notes=1, progress=False)
+    assert_number_or_reason(results, nulls={key: "NaN" for key in ALL_KEYS})
+    evaluation.write_evaluation(tmp_path, results, {"notes": len(notes)})
+    report = strict_json(tmp_path / "report.json")
+    markdown = (tmp_path / "report.md").read_text()
+    for key in ALL_KEYS:
+        assert report[key]["value"] is None and report[key]["reason"] in markdown, key
 
 
 # --- The command on a small real trained model ---------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import assert_one_line_error, run_script
+from conftest import assert_one_line_error, run_script, run_without_tensorflow_check
 from semantic_timbre import generation, layout, processed_data, spectrogram
 
 SINGLE = "generate_single_sample.py"
@@ -198,3 +198,101 @@ def test_write_numbered_wavs_removes_only_stale_numbered_files(tmp_path):
     with pytest.raises(ValueError):
         generation.write_numbered_wavs(folder, [np.array([np.nan, 0.0])])
     assert sorted(p.name for p in folder.iterdir()) == ["0.wav", "1.wav", "1.wav.bak", "x.wav"]
+
+
+# --- nothing lost, whatever the user does
+
+def test_an_unwritable_output_folder_is_reported_before_any_work_and_nothing_changes(trained):
+    # `original` is a file where the folder should be: the generated note must not be written alone.
+    generated = trained / "singlesample" / "generated" / "0.wav"
+    generated.parent.mkdir(parents=True)
+    generated.write_bytes(b"the previous run's note")
+    (trained / "singlesample" / "original").write_bytes(b"in the way")
+    result = run_script(SINGLE, "Crunch", "100", "E4", cwd=trained)
+    assert_one_line_error(result, "singlesample/original")
+    assert generated.read_bytes() == b"the previous run's note"
+    assert sorted(p.name for p in generated.parent.iterdir()) == ["0.wav"]  # no temporary files
+
+
+@pytest.fixture
+def file_size_limit():
+    """Files above 20 kB cannot be written (EFBIG), as on a full disk: a WAV note is 49 kB."""
+    import resource
+    import signal
+
+    previous_signal = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    yield lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, previous_signal)
+
+
+def test_a_full_disk_gives_one_line_and_leaves_the_previous_pair(trained, file_size_limit):
+    first = run_script(SINGLE, "Crunch", "100", "E4", "--seed", "1", cwd=trained)
+    assert first.returncode == 0, first.stderr
+    folder = trained / "singlesample"
+    before = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+    file_size_limit()
+    result = run_script(SINGLE, "Dark", "50", "A4", "--seed", "1", cwd=trained)
+    assert_one_line_error(result, "File too large", "free space")
+    after = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+    assert after == before and len(after) == 2  # both old files, no temporaries
+
+
+def test_write_outputs_writes_all_files_or_none(tmp_path):
+    tone = np.sin(np.arange(1000) / 5).astype(np.float32) * 0.5
+    good = tmp_path / "generated"
+    good.mkdir()
+    (good / "0.wav").write_bytes(b"old")
+    (tmp_path / "original").write_bytes(b"a file where a folder should be")
+    with pytest.raises(OSError):
+        generation.write_outputs({good: [tone], tmp_path / "original": [tone]})
+    assert (good / "0.wav").read_bytes() == b"old" and sorted(p.name for p in good.iterdir()) == ["0.wav"]
+
+
+def test_audio_that_would_clip_is_scaled_below_full_scale_with_a_notice(trained):
+    # A loud note: the min/max of Crunch 100 E4 moved 12 dB up, so its inversion peaks above full scale.
+    from semantic_timbre import safe_io
+
+    minmax = trained / "minmax" / "min_max_values.pkl"
+    values = processed_data.load_min_max(trained / "minmax")
+    key = "spectrograms/CrunchX100X1-0.wav.npy"
+    values[key] = {"min": values[key]["min"] + np.float32(12), "max": values[key]["max"] + np.float32(12)}
+    safe_io.save_pickle_atomic(minmax, values)
+    result = run_script(SINGLE, "Crunch", "100", "E4", "--seed", "2", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "would have clipped" in result.stdout and "to a peak of -1 dBFS" in result.stdout
+    for name in ("generated", "original"):
+        audio, _ = soundfile.read(trained / "singlesample" / name / "0.wav")
+        assert 0.85 < np.max(np.abs(audio)) < 0.9  # -1 dBFS is 0.891
+        assert np.sum(np.abs(audio) >= 0.999) == 0
+
+
+def test_limit_peak_leaves_quiet_audio_alone():
+    quiet = np.array([0.5, -0.25, 0.0], np.float32)
+    same, gain = spectrogram.limit_peak(quiet)
+    assert gain == 0.0 and np.array_equal(same, quiet)
+    loud, gain = spectrogram.limit_peak(np.array([2.0, -1.0], np.float32), ceiling_db=-6.0)
+    assert gain == pytest.approx(-12.02, abs=0.01) and np.max(np.abs(loud)) == pytest.approx(10 ** (-6 / 20))
+
+
+def test_descriptors_and_pitches_are_accepted_whatever_their_case(trained):
+    result = run_script(SINGLE, "crunch", "100", "e4", "--seed", "1", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "CrunchX100X1-0.wav.npy" in result.stdout
+    result = run_script(INTERPOLATION, "CRUNCH", "100", "e4", "dark", "50", "a4", "3", cwd=trained)
+    assert result.returncode == 0, result.stderr
+
+
+def test_griffin_lim_iterations_have_an_upper_bound(trained):
+    result = run_script(SINGLE, "Crunch", "100", "E4", "--griffin-lim-iters", "100000", cwd=trained)
+    assert_one_line_error(result, "--griffin-lim-iters must be from 1 to 1000")
+    assert not (trained / "singlesample").exists()
+
+
+def test_a_missing_model_is_reported_before_tensorflow_starts(trained):
+    shutil.rmtree(trained / "model")
+    result, tensorflow_started = run_without_tensorflow_check(SINGLE, "Crunch", "100", "E4", cwd=trained)
+    assert_one_line_error(result, "model/ holds no trained model", "train_timbre_generation_vae.py")
+    assert not tensorflow_started
+    assert not (trained / "singlesample").exists()

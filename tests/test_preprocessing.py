@@ -403,3 +403,216 @@ def test_killed_run_stops_its_workers_and_the_next_run_finishes(project):
     assert sorted(p.name for p in spectrograms.iterdir() if p.name.startswith(".")) == []
     for path in spectrograms.iterdir():
         processed_data.load_spectrogram(path)
+
+
+# --- saving as it goes: kill -9 loses only the last seconds ------------------------------------
+
+def linked_notes(audio: Path, count: int) -> None:
+    """`count` notes in the layout, hard links to four real ones (no disk space, real decoding)."""
+    seeds = [write_audio(audio / "FX" / "Crunch" / "100" / f"1-{fret}.wav",
+                         plucked_note(329.63 * 2 ** (fret / 12), seed=fret)) for fret in range(4)]
+    for index in range(count - len(seeds)):
+        magnitude, fret = divmod(index, len(layout.FRETS))
+        target = audio / "FX" / layout.DESCRIPTORS[magnitude // 101] / str(magnitude % 101) / f"1-{fret}.wav"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(seeds[fret % len(seeds)], target)
+
+
+def test_kill_9_keeps_the_min_max_of_most_notes_done_and_the_rerun_skips_them(project):
+    count = 3000  # more than a fast core does before the kill; the notes never started are removed
+    audio = project / "audio"
+    linked_notes(audio, count)
+    spectrograms, min_max_file = project / "spectrograms", project / "minmax" / "min_max_values.pkl"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / SCRIPT), "--jobs", "1", "--quiet"],
+                               cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not min_max_file.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        # A saved min/max file while notes remain: it is saved as the run goes, not only at its end.
+        assert min_max_file.exists() and process.poll() is None, "min/max saved only at the end"
+        first = min_max_file.stat().st_ino  # an atomic save replaces the file: a new inode
+        while min_max_file.stat().st_ino == first and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert process.poll() is None, "the run ended before its second save"
+        time.sleep(0.5)  # some more notes, whose entries the kill loses
+        process.kill()  # kill -9: nothing of the script's own clean-up runs
+    finally:
+        process.kill()
+        process.wait()
+    done = {path.name for path in spectrograms.glob("*X*.npy") if not path.name.startswith(".")}
+    saved = processed_data.load_min_max(project / "minmax")
+    assert 0 < len(saved) < len(done) < count
+    assert len(saved) >= len(done) // 2, (len(saved), len(done))  # most of the notes done, not a few
+    for key in saved:  # every saved entry's spectrogram is complete
+        assert Path(key).name in done
+        processed_data.load_spectrogram(project / key)
+
+    # The re-run (on the notes the killed run started) skips the saved ones and redoes the rest.
+    for path in preprocessing.find_audio_files(audio)[0]:
+        if layout.parse_audio_path(path, audio).spectrogram_name not in done:
+            path.unlink()
+    resumed = run_script(SCRIPT, "--quiet", cwd=project)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"processed {len(done) - len(saved)} note(s)" in resumed.stdout
+    assert f"skipped {len(saved)} note(s) already processed" in resumed.stdout
+    assert len(processed_data.load_min_max(project / "minmax")) == len(done)
+
+
+# --- truncated notes -------------------------------------------------------------------------
+
+def test_a_truncated_note_is_processed_with_a_notice(project):
+    audio = project / "audio"
+    write_audio(audio / "FX" / "Crunch" / "100" / "1-0.wav", plucked_note(329.63))
+    write_audio(audio / "FX" / "Crunch" / "100" / "1-1.wav", plucked_note(349.23)[: int(0.037 * 44100)])
+    write_audio(audio / "FX" / "Crunch" / "100" / "1-2.wav", plucked_note(369.99)[: int(0.5 * 44100)])
+    result = run_script(SCRIPT, "--jobs", "1", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "processed 3 note(s)" in result.stdout
+    lines = result.stdout.splitlines()
+    notice = [index for index, line in enumerate(lines) if line.startswith("notice: 1 note(s) shorter than 0.37 s")]
+    assert len(notice) == 1, result.stdout
+    assert "0.74 s the thesis reads" in lines[notice[0]]
+    assert lines[notice[0] + 1] == f"  {Path('audio/FX/Crunch/100/1-1.wav')}: 0.037 s"
+    assert "1-2.wav" not in result.stdout and "1-0.wav" not in result.stdout  # 0.5 s is long enough
+    assert (project / "spectrograms" / "CrunchX100X1-1.wav.npy").is_file()
+
+
+def test_the_short_note_of_the_fixture_is_listed(runs):
+    _, _, serial, _ = runs
+    assert f"  {Path('audio', EXTRA_GOOD['short'])}: 0.300 s" in serial.stdout
+
+
+# --- a malformed min/max file ------------------------------------------------------------------
+
+@pytest.mark.parametrize("content, reason", [(b"garbage, not a pickle\n", "not a readable pickle"),
+                                             (pickle.dumps([1, 2, 3]), "a pickled list, not a dict"),
+                                             (b"", "not a readable pickle")],
+                         ids=["garbage", "list", "empty"])
+@pytest.mark.parametrize("minmax_dir", ["minmax", "other"])
+def test_a_malformed_min_max_file_is_named_for_removal(project, content, reason, minmax_dir):
+    make_audio_tree(project / "audio", descriptors=("Crunch",), magnitudes=(100,), frets=(0,), clean=False)
+    (project / minmax_dir).mkdir(exist_ok=True)
+    (project / minmax_dir / "min_max_values.pkl").write_bytes(content)
+    options = [] if minmax_dir == "minmax" else ["--minmax-dir", minmax_dir]
+    result = run_script(SCRIPT, *options, cwd=project)
+    command = "python process_audio_into_spectrograms.py" + (f" --minmax-dir {minmax_dir}" if options else "")
+    assert_one_line_error(result, f"{Path(minmax_dir, 'min_max_values.pkl')} is not a min/max file ({reason}",
+                          f"remove it and run '{command}' again")
+    assert not any((project / "spectrograms").iterdir())
+    # Every reader says the same.
+    with pytest.raises(processed_data.ProcessedDataError, match="is not a min/max file .*remove it and run"):
+        processed_data.load_min_max(project / minmax_dir)
+
+
+def test_a_malicious_min_max_file_is_named_for_removal(project):
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    (project / "minmax" / "min_max_values.pkl").write_bytes(pickle.dumps({"x": Exploit()}))
+    with pytest.raises(safe_io.UnsafePickleError, match="refusing to read .*remove it and run"):
+        processed_data.load_min_max(project / "minmax")
+
+
+def test_readers_name_the_folders_they_were_given(tmp_path):
+    other = tmp_path / "other"
+    note = layout.Note("Crunch", 100, 1, 0, "1-0.wav")
+    with pytest.raises(processed_data.ProcessedDataError,
+                       match=f"{other}/min_max_values.pkl does not exist: run "
+                             f"'python process_audio_into_spectrograms.py --minmax-dir {other}' first"):
+        processed_data.load_min_max(other)
+    good = {"min": np.float32(-80), "max": np.float32(0)}
+    safe_io.save_pickle_atomic(other / "min_max_values.pkl", {"spectrograms/DarkX50X1-0.wav.npy": good,
+                                                              "spectrograms/CrunchX50X1-0.wav.npy": [1, 2]})
+    values = processed_data.load_min_max(other)
+    with pytest.raises(processed_data.ProcessedDataError,
+                       match=f"CrunchX100X1-0.wav.npy is missing from {other}/min_max_values.pkl: run "
+                             f"'python process_audio_into_spectrograms.py --minmax-dir {other}' to add it"):
+        processed_data.min_max_of(values, note)
+    with pytest.raises(processed_data.ProcessedDataError,
+                       match=f"CrunchX50X1-0.wav.npy in {other}/min_max_values.pkl is malformed"):
+        processed_data.min_max_of(values, layout.Note("Crunch", 50, 1, 0, "1-0.wav"))
+    assert processed_data.min_max_of(values, layout.Note("Dark", 50, 1, 0, "1-0.wav")) == (-80.0, 0.0)
+    with pytest.raises(processed_data.ProcessedDataError,
+                       match=f"{tmp_path}/specs/ does not exist: run 'python process_audio_into_spectrograms.py "
+                             f"--spectrograms-dir {tmp_path}/specs' first"):
+        processed_data.require_spectrograms(tmp_path / "specs")
+    with pytest.raises(processed_data.ProcessedDataError,
+                       match=f"{other}/ holds no spectrograms .*: run 'python process_audio_into_spectrograms.py "
+                             f"--spectrograms-dir {other}' first"):
+        processed_data.require_spectrograms(other)
+    (other / "CrunchX100X1-0.wav.npy").write_bytes(b"not numpy")
+    with pytest.raises(processed_data.ProcessedDataError,
+                       match=f"{other}/CrunchX100X1-0.wav.npy cannot be read .*delete it and run "
+                             f"'python process_audio_into_spectrograms.py --spectrograms-dir {other}' again"):
+        processed_data.load_spectrogram(other / "CrunchX100X1-0.wav.npy")
+
+
+def test_the_pre_processor_names_the_audio_folder_it_was_given(project):
+    audio = project / "data" / "audio"
+    make_audio_tree(audio, descriptors=("Crunch",), magnitudes=(100,), frets=(0,), clean=False)
+    write_audio(audio / "FX" / "Crunch" / "100" / "note.wav", plucked_note(330.0))
+    (audio / "notes.txt").write_text("not audio")
+    result = run_script(SCRIPT, "--audio-dir", "data/audio", "--spectrograms-dir", "out/specs",
+                        "--minmax-dir", "out/mm", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert f"  {Path('data/audio/FX/Crunch/100/note.wav')}: the path does not fit the layout" in result.stdout
+    assert f"ignored (not audio): {Path('data/audio/notes.txt')}" in result.stdout
+    assert "into out/specs/ (min/max in out/mm/min_max_values.pkl)" in result.stdout
+    missing = run_script(SCRIPT, "--audio-dir", "nowhere/audio", cwd=project)
+    assert_one_line_error(missing, "nowhere/audio/ does not exist")
+
+
+# --- output folders that cannot be written -----------------------------------------------------
+
+def run_where_permissions_bind(project, *args):
+    """Run the script where file permissions apply: in this process for an ordinary user; for root
+    (who may write anywhere) in a process without the capabilities that override permissions."""
+    if os.geteuid() != 0:
+        return run_script(SCRIPT, *args, cwd=project)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a read-only folder is writable")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env.pop("SEMANTIC_TIMBRE_DEBUG", None)
+    return subprocess.run([setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", sys.executable,
+                           str(REPO_ROOT / SCRIPT), *map(str, args)], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("folder, option", [("spectrograms", "--spectrograms-dir"), ("minmax", "--minmax-dir"),
+                                            ("out/specs", "--spectrograms-dir")])
+def test_an_output_folder_that_cannot_be_written_stops_the_run_before_any_work(project, folder, option):
+    make_audio_tree(project / "audio", descriptors=("Crunch",), magnitudes=(100,), frets=(0, 5), clean=False)
+    read_only = project / folder.split("/")[0]  # out/specs: its parent is read-only, it is missing
+    read_only.mkdir(exist_ok=True)
+    read_only.chmod(0o555)
+    try:
+        options = [] if folder in ("spectrograms", "minmax") else [option, folder]
+        result = run_where_permissions_bind(project, "--jobs", "1", *options)
+    finally:
+        read_only.chmod(0o755)
+    assert_one_line_error(result, f"cannot write in {folder}/ (Permission denied)", option, "nothing was processed")
+    assert "failed" not in result.stdout
+    assert not any((project / "spectrograms").iterdir())
+    assert not (project / "minmax" / "min_max_values.pkl").exists()
+
+
+def test_an_output_path_that_is_a_file_is_named(project):
+    make_audio_tree(project / "audio", descriptors=("Crunch",), magnitudes=(100,), frets=(0,), clean=False)
+    (project / "specs.txt").write_text("a file")
+    result = run_script(SCRIPT, "--spectrograms-dir", "specs.txt", cwd=project)
+    assert_one_line_error(result, "specs.txt is not a folder", "--spectrograms-dir")
+
+
+def test_a_failed_write_stops_the_run_with_one_line(project):
+    make_audio_tree(project / "audio", descriptors=("Crunch",), magnitudes=(100,), frets=(0, 5, 7), clean=False)
+    (project / "spectrograms" / "CrunchX100X1-5.wav.npy").mkdir()  # something in the way of one output
+    result = run_script(SCRIPT, "--jobs", "1", cwd=project)
+    assert_one_line_error(result, f"cannot write {Path('spectrograms/CrunchX100X1-5.wav.npy')} (Is a directory)",
+                          "the min/max of the 1 note(s) done were saved")
+    assert "failed" not in result.stdout
+    saved = processed_data.load_min_max(project / "minmax")
+    assert set(saved) == {"spectrograms/CrunchX100X1-0.wav.npy"}

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, assert_one_line_error, run_script
+from conftest import (REPO_ROOT, assert_one_line_error, run_script, run_script_subprocess,
+                      run_without_tensorflow_check)
 
 SCRIPT = "train_timbre_generation_vae.py"
 TINY = ("--filters", 8, 8, 8, 8, 8, "--latent", 8, "--batch-size", 8)
@@ -47,7 +48,7 @@ def checkpoint_epoch(project: Path) -> int | None:
 
 
 @pytest.fixture(scope="module")
-def trained_tiny(processed_project, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+def trained_tiny(processed_project, tmp_path_factory) -> tuple:
     """A project trained for 3 epochs with a 20% validation split (read-only: copy it)."""
     project = copy_project(processed_project, tmp_path_factory.mktemp("training") / "project")
     result = run_script(SCRIPT, *TINY, "--epochs", 3, "--validation-split", 0.2, "--learning-rate", 0.002,
@@ -123,8 +124,9 @@ def test_a_killed_run_resumes_from_its_last_epoch(processed_project, tmp_path):
 def test_mirrored_strategy_on_two_logical_cpus_trains(trained_tiny, tmp_path):
     # Also --restart: the 3-epoch checkpoint (with validation) already there is ignored.
     project = copy_project(trained_tiny[0], tmp_path / "project")
-    result = run_script(SCRIPT, *TINY, "--epochs", 3, "--learning-rate", 0.002, "--distribute", "mirrored",
-                        "--logical-cpus", 2, "--restart", cwd=project, timeout=300)
+    # a process of its own: the CPU can be split into logical devices only before TensorFlow starts
+    result = run_script_subprocess(SCRIPT, *TINY, "--epochs", 3, "--learning-rate", 0.002, "--distribute",
+                                   "mirrored", "--logical-cpus", 2, "--restart", cwd=project, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "distributing over 2 replica(s) with MirroredStrategy" in result.stdout
     assert "resuming" not in result.stdout
@@ -277,3 +279,78 @@ def test_tensorboard_logs_are_written(processed_project, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     events = list((project / "runs").rglob("events.out.tfevents.*"))
     assert events and all(path.stat().st_size > 0 for path in events)
+
+
+def test_other_settings_stop_with_the_difference_and_keep_the_model(trained_tiny, tmp_path):
+    # A finished 3-epoch model and its checkpoint: another latent size must not replace them.
+    from semantic_timbre import training
+
+    project = copy_project(trained_tiny[0], tmp_path / "project")
+    model = project / "model"
+    kept = {path: path.read_bytes() for path in model.rglob("*") if path.is_file()}
+    other = [*TINY[:-4], "--latent", 4, "--batch-size", 8]
+    result = run_script(SCRIPT, *other, "--epochs", 5, cwd=project)
+    assert_one_line_error(result, "other settings", "latent_space_dimension 4 here, 8 in the checkpoint",
+                          "--restart", "another --model-dir")
+    assert {path: path.read_bytes() for path in model.rglob("*") if path.is_file()} == kept
+    # --restart is the way to replace them
+    result = run_script(SCRIPT, *other, "--epochs", 1, "--restart", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert training.read_checkpoint_meta(training.checkpoint_path(model))["epoch"] == 1
+
+
+def test_the_same_spectrograms_folder_typed_another_way_resumes(trained_tiny, tmp_path):
+    project = copy_project(trained_tiny[0], tmp_path / "project")
+    for typed in (f"{project}/spectrograms/", f"../{project.name}/./spectrograms"):
+        result = run_script(SCRIPT, *TINY, "--epochs", 3, "--spectrograms-dir", typed, cwd=project)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "nothing to do" in result.stdout, result.stdout
+    # a moved project still resumes: the folder is recorded relative to the model folder
+    moved = tmp_path / "moved"
+    project.rename(moved)
+    result = run_script(SCRIPT, *TINY, "--epochs", 4, cwd=moved)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resuming from the checkpoint in model/checkpoint/ after epoch 3 of 4" in result.stdout
+
+
+def test_a_finished_model_without_a_checkpoint_is_not_overwritten(trained_tiny, tmp_path):
+    project = copy_project(trained_tiny[0], tmp_path / "project")
+    shutil.rmtree(project / "model" / "checkpoint")
+    weights = (project / "model" / "weights.h5").read_bytes()
+    result = run_script(SCRIPT, *TINY, "--epochs", 1, cwd=project)
+    assert_one_line_error(result, "already holds a trained model", "--restart", "another --model-dir")
+    assert (project / "model" / "weights.h5").read_bytes() == weights
+    assert "training on" not in result.stdout
+
+
+def test_after_a_divergence_resuming_at_a_lower_learning_rate_works(processed_project, tmp_path):
+    # One batch an epoch (batch 32 > 21 notes), so an epoch's logged loss is the loss of weights
+    # from before its one update: the update that blows the weights up (learning rate 1e30) shows
+    # only in the next epoch's loss. The checkpoint of such an epoch must never be written.
+    from semantic_timbre import training
+
+    project = copy_project(processed_project, tmp_path / "project")
+    one_batch = [*TINY[:-2], "--batch-size", 32, "--no-xla"]
+    result = run_script(SCRIPT, *one_batch, "--epochs", 1, "--learning-rate", 0.002, cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_script(SCRIPT, *one_batch, "--epochs", 3, "--learning-rate", 1e30, cwd=project)
+    assert_one_line_error(result, "the loss became nan in epoch 3", "checkpoint (epoch 1)", "--learning-rate")
+    meta = training.read_checkpoint_meta(training.checkpoint_path(project / "model"))
+    assert meta["epoch"] == 1 and [row["epoch"] for row in read_log(project)] == [1]
+    # the advised fix: a lower learning rate, resuming from the kept checkpoint
+    result = run_script(SCRIPT, *one_batch, "--epochs", 3, "--learning-rate", 0.001, cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resuming from the checkpoint in model/checkpoint/ after epoch 1 of 3" in result.stdout
+    history = read_log(project)
+    assert [row["epoch"] for row in history] == [1, 2, 3] and all(np.isfinite(row["loss"]) for row in history)
+
+
+def test_zero_epochs_and_bad_numbers_are_refused_before_tensorflow_starts(processed_project, tmp_path):
+    project = copy_project(processed_project, tmp_path / "project")
+    for option, value, message in (("--epochs", 0, "--epochs must be at least 1"),
+                                   ("--batch-size", 0, "--batch-size must be at least 1"),
+                                   ("--learning-rate", -1, "--learning-rate must be a number above 0")):
+        result, tensorflow_started = run_without_tensorflow_check(SCRIPT, *TINY, option, value, cwd=project)
+        assert_one_line_error(result, message)
+        assert not tensorflow_started
+    assert list((project / "model").iterdir()) == []
