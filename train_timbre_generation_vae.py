@@ -101,9 +101,9 @@ def main(argv=None) -> int:
         distribute=arguments.distribute, xla=arguments.xla,
         recalibrate_batch_norm=arguments.recalibrate)
     training.check_options(options)
-    training.resume_point(options)
-    quiet_tensorflow()
-    training.configure_logical_cpus(arguments.logical_cpus)
+    if not training.already_done(options, training.resume_point(options)):
+        quiet_tensorflow()
+        training.configure_logical_cpus(arguments.logical_cpus)
     result = training.train(options)
     if result.examples_per_second:
         print(f"trained epochs {result.first_epoch + 1}-{result.epochs_done} at "

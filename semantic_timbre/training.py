@@ -465,10 +465,21 @@ def resume_point(options: TrainingOptions) -> dict | None:
             raise CheckpointError(f"the checkpoint in {ckpt.parent}/ (epoch {meta['epoch']}) was trained with "
                                   f"other settings ({'; '.join(differences)}): {ways_on}")
         return meta
-    if (model_dir / WEIGHTS_FILE).exists():
+    if finished_model_exists(model_dir):
         raise UserError(f"{model_dir}/ already holds a trained model ({WEIGHTS_FILE}) and no checkpoint to "
                         f"resume from: {ways_on}")
     return None
+
+
+def already_done(options: TrainingOptions, meta: dict | None) -> bool:
+    """True when the checkpoint has the epochs asked for and its finished model is saved."""
+    return meta is not None and int(meta["epoch"]) >= options.epochs and finished_model_exists(options.model_dir)
+
+
+def finished_model_exists(model_dir) -> bool:
+    from .model_files import WEIGHTS_FILE
+
+    return (Path(model_dir) / WEIGHTS_FILE).exists()
 
 
 def _finish(vae, options, model_dir, training_paths, validation_paths, log) -> None:
@@ -511,6 +522,12 @@ def train(options: TrainingOptions) -> TrainingResult:
     fingerprint = _fingerprint(_parameters_of(configuration), options.spectrograms_dir, model_dir)
     ckpt = checkpoint_path(model_dir)
     meta = resume_point(options)  # before building anything
+    if already_done(options, meta):
+        log(f"{model_dir}/ already holds the model of the checkpoint's {meta['epoch']} epochs (asked for "
+            f"{options.epochs}): nothing to do; use --epochs above {meta['epoch']} to go on or --restart to "
+            "train again")
+        history = [row for row in meta["history"] if row["epoch"] <= int(meta["epoch"])]
+        return TrainingResult(int(meta["epoch"]), int(meta["epoch"]), history, 0.0)
 
     import keras
     import tensorflow as tf
@@ -549,14 +566,7 @@ def train(options: TrainingOptions) -> TrainingResult:
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
-    if first_epoch >= options.epochs:
-        from .model_files import WEIGHTS_FILE
-
-        if (model_dir / WEIGHTS_FILE).exists():
-            log(f"{model_dir}/ already holds the model of the checkpoint's {first_epoch} epochs (asked for "
-                f"{options.epochs}): nothing to do; use --epochs above {first_epoch} to go on or --restart to "
-                "train again")
-            return TrainingResult(first_epoch, first_epoch, history, 0.0)
+    if first_epoch >= options.epochs:  # killed after its last epoch, before the model was saved
         log(f"the checkpoint in {ckpt.parent}/ has already trained {first_epoch} epochs (asked for "
             f"{options.epochs}): saving its model")
         if chief:

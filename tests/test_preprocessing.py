@@ -335,9 +335,11 @@ def many_notes(audio: Path, count: int) -> None:
 def test_interrupted_run_leaves_complete_files_and_resumes(project, jobs, signal_number):
     many_notes(project / "audio", 300)
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    # Ctrl-C as in a terminal: a suite started in the background (`make test &`) ignores SIGINT,
+    # and children inherit that, so the command gets the default disposition back.
     process = subprocess.Popen([sys.executable, str(REPO_ROOT / SCRIPT), "--jobs", jobs, "--quiet"],
                                cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     spectrograms = project / "spectrograms"
     deadline = time.monotonic() + 60
     # Chunks of results reach the parent as a whole: wait until a few chunks are done.
