@@ -1,10 +1,11 @@
 """Apply a semantic timbre descriptor at a magnitude to your own guitar note.
 
-The note is pre-processed exactly as the data set was (first 0.74 s at 22,050 Hz, mono, dB
-spectrogram normalised on its own min and max), encoded (mu), moved along the descriptor's
-direction in latent space, decoded, de-normalised with the note's own min and max, inverted with
-Griffin-Lim and written as a 24-bit 22,050 Hz WAV file. It never writes over the input note,
-and writes over another existing file only with --overwrite.
+The note is aligned at its onset (leading silence skipped; --no-trim for the thesis's exact
+window), pre-processed as the data set was (0.74 s at 22,050 Hz, mono, dB spectrogram normalised
+on its own min and max), encoded (mu), moved along the descriptor's direction in latent space,
+decoded, de-normalised with the note's own min and max, inverted with Griffin-Lim and written as
+a 24-bit 22,050 Hz WAV file. It never writes over the input note, and writes over another
+existing file only with --overwrite.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_
 from semantic_timbre.model_files import check_model_folder
 
 SHORT_NOTE_SECONDS = 0.37  # half of the 0.74 s the thesis reads
+SKIP_NOTICE_SECONDS = 0.01  # skips longer than this are reported on stdout
 
 
 def parse_arguments(argv):
@@ -45,6 +47,9 @@ def parse_arguments(argv):
                         help=f"Griffin-Lim iterations, 1-{MAX_GRIFFIN_LIM_ITERS} (default: 32)")
     parser.add_argument("--thesis-inversion", action="store_true",
                         help="invert exactly as the thesis did (512 rows as they are, n_fft 1022)")
+    parser.add_argument("--no-trim", action="store_true",
+                        help="read the first 0.74 s of INPUT as the thesis did, leading silence included "
+                             "(default: skip the silence before the note's onset)")
     arguments = parser.parse_args(argv)
     check_griffin_lim_iters(arguments.griffin_lim_iters)
     return arguments
@@ -55,8 +60,30 @@ def default_output(input_path: Path, descriptor: str, magnitude: float) -> Path:
             / f"{input_path.stem}_{descriptor}{magnitude:g}.wav")
 
 
-def read_note(path: Path):
-    """Pre-process INPUT as the data set was; one clear error for a missing, unreadable or silent file."""
+def note_window(path, *, trim: bool = True):
+    """Return (the 0.74 s of INPUT the model reads, mono at 22,050 Hz; the samples skipped before it).
+
+    With `trim`, the whole file is loaded as the data set's notes are (mono, 22,050 Hz), the
+    silence before the note's onset is skipped (a few ms of pre-roll kept) and 0.74 s are taken
+    from there, zero-padded at the end. A note that starts at once skips nothing and gets exactly
+    the thesis's window; so does every note without `trim`: `spectrogram.load_note`.
+    """
+    import librosa
+
+    from semantic_timbre import onset, spectrogram
+
+    if not trim:
+        return spectrogram.load_note(path), 0
+    whole, _ = librosa.load(path, sr=spectrogram.SAMPLE_RATE, mono=True)
+    skipped = onset.leading_silence(whole, sample_rate=spectrogram.SAMPLE_RATE)
+    if skipped == 0:
+        return spectrogram.load_note(path), 0
+    return spectrogram.pad_or_trim(whole[skipped:], spectrogram.NUM_SAMPLES), skipped
+
+
+def read_note(path: Path, *, trim: bool = True):
+    """Pre-process INPUT as the data set was, aligned at its onset with `trim` (said on stdout);
+    one clear error for a missing, unreadable or silent file."""
     import soundfile
 
     from semantic_timbre import spectrogram
@@ -76,8 +103,12 @@ def read_note(path: Path):
         print(f"warning: {path} lasts only {1000 * info.frames / info.samplerate:.0f} ms (a truncated file?); "
               f"the model was trained on the first {spectrogram.DURATION_SECONDS} s of whole notes, the rest is "
               "silence", file=sys.stderr)
+    window, skipped = note_window(path, trim=trim)
+    if skipped / spectrogram.SAMPLE_RATE > SKIP_NOTICE_SECONDS:
+        print(f"aligned at the onset: skipped {skipped / spectrogram.SAMPLE_RATE:.2f} s of leading silence "
+              "(--no-trim for the thesis's exact window)")
     try:
-        return spectrogram.note_to_spectrogram(path)
+        return spectrogram.normalise(spectrogram.log_spectrogram(window))
     except spectrogram.SilentNoteError as error:
         raise UserError(f"input note {path} cannot be used: {error}") from None
 
@@ -113,7 +144,7 @@ def main(argv=None) -> int:
 
     from semantic_timbre import descriptor_control, processed_data, safe_io, spectrogram
 
-    normalised, low, high = read_note(input_path)
+    normalised, low, high = read_note(input_path, trim=not arguments.no_trim)
     notes = processed_data.require_spectrograms(arguments.spectrograms_dir)
     present = sorted({note.descriptor for note in notes if not note.is_clean})
     if arguments.descriptor not in present:

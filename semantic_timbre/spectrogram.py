@@ -5,8 +5,13 @@ Plain numpy arrays in and out; nothing here knows about the model or the file la
 
 from __future__ import annotations
 
+import functools
+
 import librosa
 import numpy as np
+import scipy.fft
+import scipy.sparse
+import scipy.sparse.csgraph
 
 SAMPLE_RATE = 22050
 DURATION_SECONDS = 0.74
@@ -91,34 +96,61 @@ def note_to_spectrogram(path) -> tuple[np.ndarray, np.float32, np.float32]:
     return normalise(log_spectrogram(load_note(path)))
 
 
+@functools.lru_cache(maxsize=8)
 def _hann(n_fft: int) -> np.ndarray:
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    window.flags.writeable = False
+    return window
+
+
+@functools.lru_cache(maxsize=8)
+def _window_sum(n_fft: int, hop_length: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The overlap-added squared window of `frames` frames, and where it may be divided by."""
+    window = _hann(n_fft)
+    window_sum = np.zeros(n_fft + hop_length * (frames - 1), dtype=np.float32)
+    for frame in range(frames):
+        window_sum[frame * hop_length:frame * hop_length + n_fft] += window ** 2
+    nonzero = window_sum > np.finfo(np.float32).tiny
+    window_sum.flags.writeable = nonzero.flags.writeable = False
+    return window_sum, nonzero
+
+
+def _stft_frames(signal: np.ndarray, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> np.ndarray:
+    """`_stft`, frames first: shape (frames, 1 + n_fft // 2), complex64."""
+    padded = np.pad(np.asarray(signal, dtype=np.float32), n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
+    return scipy.fft.rfft(frames * _hann(n_fft), axis=1).astype(np.complex64, copy=False)
+
+
+def _istft_frames(stft: np.ndarray, length: int, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> np.ndarray:
+    """`_istft`, frames first: `stft` of shape (frames, 1 + n_fft // 2)."""
+    frames = stft.shape[0]
+    segments = scipy.fft.irfft(stft, n=n_fft, axis=1).astype(np.float32, copy=False) * _hann(n_fft)
+    if n_fft % hop_length == 0:  # overlap-add in n_fft / hop_length whole-array additions
+        shifts = n_fft // hop_length
+        blocks = np.zeros((frames + shifts - 1, hop_length), dtype=np.float32)
+        segments = segments.reshape(frames, shifts, hop_length)
+        for shift in range(shifts):
+            blocks[shift:shift + frames] += segments[:, shift]
+        signal = blocks.reshape(-1)
+    else:
+        signal = np.zeros(n_fft + hop_length * (frames - 1), dtype=np.float32)
+        for frame in range(frames):
+            signal[frame * hop_length:frame * hop_length + n_fft] += segments[frame]
+    window_sum, nonzero = _window_sum(n_fft, hop_length, frames)
+    np.divide(signal, window_sum, out=signal, where=nonzero)
+    signal = signal[n_fft // 2:]
+    return np.pad(signal, (0, max(0, length - len(signal))))[:length]
 
 
 def _stft(signal: np.ndarray, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> np.ndarray:
-    """Centred, zero-padded Hann STFT, as librosa.stft's defaults compute it."""
-    padded = np.pad(signal, n_fft // 2)
-    frames = 1 + (len(padded) - n_fft) // hop_length
-    indices = np.arange(n_fft)[None, :] + hop_length * np.arange(frames)[:, None]
-    return np.fft.rfft(padded[indices] * _hann(n_fft), axis=1).T.astype(np.complex64)
+    """Centred, zero-padded Hann STFT, as librosa.stft's defaults compute it: (1 + n_fft // 2, frames)."""
+    return _stft_frames(signal, n_fft, hop_length).T
 
 
 def _istft(stft: np.ndarray, length: int, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> np.ndarray:
     """Inverse of `_stft` by windowed overlap-add, as librosa.istft computes it."""
-    window = _hann(n_fft)
-    frames = stft.shape[1]
-    segments = np.fft.irfft(stft.T, n=n_fft, axis=1).astype(np.float32) * window
-    total = n_fft + hop_length * (frames - 1)
-    signal = np.zeros(total, dtype=np.float32)
-    window_sum = np.zeros(total, dtype=np.float32)
-    for frame in range(frames):
-        start = frame * hop_length
-        signal[start:start + n_fft] += segments[frame]
-        window_sum[start:start + n_fft] += window ** 2
-    nonzero = window_sum > np.finfo(np.float32).tiny
-    signal[nonzero] /= window_sum[nonzero]
-    signal = signal[n_fft // 2:]
-    return np.pad(signal, (0, max(0, length - len(signal))))[:length]
+    return _istft_frames(np.ascontiguousarray(np.asarray(stft).T), length, n_fft, hop_length)
 
 
 def _random_phase(shape, random_state) -> np.ndarray:
@@ -131,12 +163,139 @@ def _random_phase(shape, random_state) -> np.ndarray:
     return np.exp(2j * np.pi * rng.random(size=shape)).astype(np.complex64)
 
 
+# Phase-gradient heuristic integration (Prusa, Balazs and Sondergaard 2017, "A noniterative method
+# for reconstruction of phase from STFT magnitude"). Hand-written with numpy and scipy because
+# pghipy 0.1.1 (PyPI; its frame-local phase convention matches ours once its Gaussian-window gamma
+# is set to the Hann one) compiles its numba heap for ~20 s in every new process.
+PGHI_GAMMA_HANN = 0.25645  # gamma = 0.25645 * n_fft ** 2 for a Hann window of n_fft samples
+PGHI_TOLERANCE = 1e-3  # coefficients below 1e-3 of the largest (-60 dB) get random phase
+
+
+def pghi_phase(magnitude: np.ndarray, hop_length: int = HOP_LENGTH, tolerance: float = PGHI_TOLERANCE,
+               random_state=None) -> np.ndarray:
+    """Estimate the phase of a one-sided Hann STFT from its magnitude alone (PGHI).
+
+    The phase's time and frequency derivatives follow from the log-magnitude's frequency and time
+    derivatives (exact for a Gaussian window, close for a Hann window with gamma 0.25645 n_fft^2);
+    they are integrated (trapezoid rule) from the largest coefficient outwards, as the paper's heap
+    does, but along the maximum spanning tree of the time-frequency grid whose edge weights are the
+    products of the two coefficients' magnitudes (the strongest path to each coefficient), built
+    with scipy's compiled graph routines instead of a Python heap: as good a start for Griffin-Lim,
+    several times faster. Deterministic; coefficients below `tolerance` times the largest get
+    random phase from `random_state`, as `griffin_lim`'s random start does.
+
+    Parameters
+    ----------
+    magnitude : np.ndarray, shape (1 + n_fft // 2, frames)
+        Linear magnitudes of the `_stft` convention (centred frames, frame-local phase), Nyquist
+        row included.
+    hop_length : int
+    tolerance : float
+        Relative magnitude below which no phase is integrated.
+    random_state : int, numpy random generator or None
+        For the phase of the coefficients below `tolerance`.
+
+    Returns
+    -------
+    np.ndarray (complex64), the same shape: unit phasors exp(1j * phase).
+    """
+    magnitude = np.asarray(magnitude, dtype=np.float64)
+    bins, frames = magnitude.shape
+    n_fft = 2 * (bins - 1)
+    gamma = PGHI_GAMMA_HANN * n_fft ** 2
+    floor = magnitude.max(initial=0.0) * tolerance
+    integrated = magnitude > max(floor, np.finfo(np.float64).tiny)
+    if not integrated.any():
+        return _random_phase(magnitude.shape, random_state)
+    flat_integrated = integrated.ravel()
+    log_magnitude = np.log(np.maximum(magnitude, floor))  # floored, so silence has no slope
+    # Phase advance per frame (time direction) and per bin (frequency direction).
+    along_time = (hop_length * n_fft / gamma) * _gradient(log_magnitude, axis=0) \
+        + 2 * np.pi * hop_length * np.arange(bins)[:, None] / n_fft
+    along_frequency = -(gamma / (hop_length * n_fft)) * _gradient(log_magnitude, axis=1) + np.pi
+
+    # Grid edges between integrated neighbours.
+    nodes = bins * frames
+    first, second = _grid_edges(bins, frames)
+    keep = flat_integrated[first] & flat_integrated[second]
+    first, second = first[keep], second[keep]
+    flat_log = log_magnitude.ravel()
+    # Minimum spanning tree of (top - log|u|) + (top - log|v|) + 1 > 0: the strongest paths.
+    top = flat_log.max()
+    weight = (2 * top + 1) - flat_log[first] - flat_log[second]
+    # A root node joined to the local maxima by edges heavier than any in the grid, the lightest at
+    # the largest coefficient: the tree starts each connected region at its largest coefficient.
+    starts = np.flatnonzero(integrated & _local_maxima(log_magnitude))
+    heavy = (weight.max(initial=0.0) + 1) + (top - flat_log[starts]) + 1
+    root = nodes
+    rows = np.concatenate([first, starts])
+    columns = np.concatenate([second, np.full(len(starts), root)])
+    graph = scipy.sparse.csr_matrix((np.concatenate([weight, heavy]), (rows, columns)), shape=(nodes + 1, nodes + 1))
+    tree = scipy.sparse.csgraph.minimum_spanning_tree(graph)
+    order, parent = scipy.sparse.csgraph.breadth_first_order(tree, root, directed=False,
+                                                             return_predecessors=True)
+    child = order[1:]
+    ancestor = np.full(nodes + 1, root)
+    ancestor[child] = parent[child]
+    # Phase step from each coefficient's parent to it; 0 from the root (integration starts at 0).
+    increment = np.zeros(nodes + 1)
+    time_step, frequency_step = along_time.ravel(), along_frequency.ravel()
+    inner = ancestor[child] != root
+    c, a = child[inner], ancestor[child][inner]
+    along = (np.abs(c - a) == 1) if frames > 1 else np.zeros(len(c), dtype=bool)  # same bin, next frame
+    forward = np.where(along, time_step[a] + time_step[c], frequency_step[a] + frequency_step[c]) / 2
+    increment[c] = np.where(c > a, forward, -forward)
+    # Sum the steps along every path to the root by pointer jumping (log2(depth) vector passes).
+    while np.any(ancestor != root):
+        increment = increment + increment[ancestor]
+        ancestor = ancestor[ancestor]
+    phase = np.remainder(increment[:nodes], 2 * np.pi).astype(np.float32)
+    phasors = np.empty(nodes, dtype=np.complex64)
+    phasors.real, phasors.imag = np.cos(phase), np.sin(phase)
+    if not flat_integrated.all():
+        below = ~flat_integrated
+        phasors[below] = _random_phase(np.count_nonzero(below), random_state)
+    return phasors.reshape(bins, frames)
+
+
+@functools.lru_cache(maxsize=4)
+def _grid_edges(bins: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Node pairs (flat indices, row-major) of a bins x frames grid: each node with its next frame,
+    then each node with its next bin."""
+    index = np.arange(bins * frames).reshape(bins, frames)
+    first = np.concatenate([index[:, :-1].ravel(), index[:-1, :].ravel()])
+    second = np.concatenate([index[:, 1:].ravel(), index[1:, :].ravel()])
+    first.flags.writeable = second.flags.writeable = False
+    return first, second
+
+
+def _local_maxima(values: np.ndarray) -> np.ndarray:
+    """Where a 2-D array is at least as large as its four neighbours."""
+    peaks = np.ones(values.shape, dtype=bool)
+    peaks[1:, :] &= values[1:, :] >= values[:-1, :]
+    peaks[:-1, :] &= values[:-1, :] >= values[1:, :]
+    peaks[:, 1:] &= values[:, 1:] >= values[:, :-1]
+    peaks[:, :-1] &= values[:, :-1] >= values[:, 1:]
+    return peaks
+
+
+def _gradient(values: np.ndarray, axis: int) -> np.ndarray:
+    """Centred differences along `axis` (one-sided at the ends; zero along a single sample)."""
+    if values.shape[axis] < 2:
+        return np.zeros_like(values)
+    return np.gradient(values, axis=axis)
+
+
+INITS = ("pghi", "random")
+
+
 def griffin_lim(
     magnitude: np.ndarray,
     n_iter: int = GRIFFIN_LIM_ITERATIONS,
     restore_nyquist: bool = True,
     random_state=None,
     momentum: float = 0.99,
+    init: str | None = None,
 ) -> np.ndarray:
     """Invert a 512-row magnitude spectrogram to audio with (fast) Griffin-Lim.
 
@@ -146,31 +305,53 @@ def griffin_lim(
         Linear magnitudes, Nyquist row dropped as in the data set.
     restore_nyquist : bool
         True (default): append a zero Nyquist row and invert with the analysis STFT (n_fft 1024),
-        in numpy (the same algorithm and initial phase as librosa.griffinlim, without its start-up
-        cost). False: the thesis's inversion, librosa.griffinlim on the 512 rows as they are, so
-        librosa assumes n_fft 1022.
+        in numpy (librosa.griffinlim's fast Griffin-Lim, without its start-up cost). False: the
+        thesis's inversion, librosa.griffinlim on the 512 rows as they are, so librosa assumes
+        n_fft 1022, from a random phase.
     random_state : int, numpy random generator or None
-        Seed of the random initial phase; None is the thesis's (unseeded) behaviour.
+        Seed of the random phase: the whole initial phase with init='random' and in the thesis's
+        inversion, only that of the coefficients below PGHI's tolerance with 'pghi'. None is the
+        thesis's (unseeded) behaviour; the same seed gives the same audio.
+    momentum : float
+        Fast Griffin-Lim's momentum (librosa's default, 0.99).
+    init : 'pghi', 'random' or None
+        The phase Griffin-Lim starts from, with the Nyquist row restored. 'pghi' (the default):
+        phase-gradient heuristic integration (`pghi_phase`; random only where the magnitude is
+        below 1e-3 of its largest). 'random': a random phase, as librosa.griffinlim starts (the
+        same audio as librosa's for the same integer seed). The thesis's inversion always starts
+        from librosa's random phase, so only None or 'random' go with restore_nyquist=False.
 
     Returns
     -------
     np.ndarray
         float32 audio at 22,050 Hz (16,317 samples with the default inversion).
     """
+    if init not in (None, *INITS):
+        raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
     magnitude = np.asarray(magnitude, dtype=np.float32)
     if not restore_nyquist:
+        if init == "pghi":
+            raise ValueError("the thesis's inversion (restore_nyquist=False) starts from a random phase, "
+                             "as librosa.griffinlim does: init='pghi' needs restore_nyquist=True")
         import librosa
 
         return librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=HOP_LENGTH, random_state=random_state)
     full = np.vstack([magnitude, np.zeros((1, magnitude.shape[1]), dtype=np.float32)])
-    angles = full * _random_phase(full.shape, random_state)
+    if init == "random":
+        phasors = _random_phase(full.shape, random_state)
+    else:
+        phasors = pghi_phase(full, random_state=random_state)
+    # Frames first throughout, as the FFTs run along the last axis.
+    full = np.ascontiguousarray(full.T)
+    angles = full * phasors.T
     previous = 0
+    tiny = np.finfo(np.float32).tiny
     for _ in range(n_iter):
-        rebuilt = _stft(_istft(angles, NUM_SAMPLES))
+        rebuilt = _stft_frames(_istft_frames(angles, NUM_SAMPLES))
         angles = rebuilt - (momentum / (1 + momentum)) * previous
-        angles = full * angles / (np.abs(angles) + np.finfo(np.float32).tiny)
+        angles = full * angles / (np.abs(angles) + tiny)
         previous = rebuilt
-    return _istft(angles, NUM_SAMPLES)
+    return _istft_frames(angles, NUM_SAMPLES)
 
 
 def db_to_amplitude(decibels: np.ndarray) -> np.ndarray:
@@ -185,8 +366,13 @@ def spectrogram_to_audio(
     n_iter: int = GRIFFIN_LIM_ITERATIONS,
     thesis_inversion: bool = False,
     random_state=None,
+    init: str | None = None,
 ) -> np.ndarray:
-    """De-normalise a [0, 1] spectrogram (512 x frames, optional trailing channel), then invert it."""
+    """De-normalise a [0, 1] spectrogram (512 x frames, optional trailing channel), then invert it.
+
+    The default: fast Griffin-Lim from a PGHI phase on the analysis STFT (`griffin_lim`; `init`
+    'random' for a random start). `thesis_inversion`: exactly the thesis's librosa.griffinlim call.
+    """
     normalised = np.asarray(normalised, dtype=np.float32)
     if normalised.ndim == 3:
         normalised = normalised[..., 0]
@@ -198,7 +384,7 @@ def spectrogram_to_audio(
     else:
         magnitude = db_to_amplitude(decibels)
     return griffin_lim(magnitude, n_iter=n_iter, restore_nyquist=not thesis_inversion,
-                       random_state=random_state)
+                       random_state=random_state, init=init)
 
 
 def limit_peak(audio: np.ndarray, *, ceiling_db: float = -1.0) -> tuple[np.ndarray, float]:

@@ -1,17 +1,19 @@
-"""Applying a descriptor to a user's note: directions, their cache, interpolation, and the
-command line on a small real trained model."""
+"""Applying a descriptor to a user's note: directions, their cache, interpolation, onset
+alignment, and the command line on a small real trained model."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import numpy as np
 import pytest
 import soundfile
 
+import apply_timbre_descriptor
 from conftest import assert_one_line_error, plucked_note, run_script, write_audio
-from semantic_timbre import descriptor_control, layout, spectrogram
+from semantic_timbre import descriptor_control, layout, onset, spectrogram
 from semantic_timbre.descriptor_control import DescriptorRequestError
 
 SCRIPT = "apply_timbre_descriptor.py"
@@ -224,3 +226,112 @@ def test_a_folder_as_input_and_a_truncated_note_are_named(applied_project, tmp_p
     result = run_script(SCRIPT, short, "Crunch", 50, "-o", tmp_path / "out.wav", "--seed", "1", cwd=applied_project)
     assert result.returncode == 0, result.stderr
     assert "warning:" in result.stderr and "lasts only 37 ms" in result.stderr
+
+
+# --- Onset alignment ----------------------------------------------------------------------------
+
+LEAD_SECONDS = 2.0
+FEW_MS = 0.005  # what trimming may take off a note that starts at once
+
+
+def _noise(shape, dbfs, seed):
+    return (10 ** (dbfs / 20) * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("noise_dbfs", [None, -50.0])
+def test_leading_silence_finds_the_note_after_silence_or_noise(noise_dbfs):
+    rate = spectrogram.SAMPLE_RATE
+    note = plucked_note(110.0, sample_rate=rate, seconds=1.0, seed=2)
+    note = note / np.abs(note).max() * 10 ** (-6 / 20)  # peaks at -6 dBFS
+    late = np.concatenate([np.zeros(int(LEAD_SECONDS * rate), np.float32), note])
+    if noise_dbfs is not None:  # noise under the whole recording, the note included
+        late = late + _noise(late.shape, noise_dbfs, seed=1)
+        note = late[int(LEAD_SECONDS * rate):]
+    skipped = onset.leading_silence(late, sample_rate=rate)
+    # The pre-roll (5 ms) and the RMS frame put the start a little before the onset, never after.
+    assert LEAD_SECONDS - 0.02 < skipped / rate <= LEAD_SECONDS
+    assert onset.leading_silence(late, sample_rate=rate, pre_roll=0.0) - skipped == round(0.005 * rate)
+    # A note that starts at once (as the data set's do) is left (almost) as it is.
+    assert onset.leading_silence(note, sample_rate=rate) <= FEW_MS * rate
+    # Multi-channel input: any loud channel counts.
+    stereo = np.stack([late, 0.5 * late])
+    assert abs(onset.leading_silence(stereo, sample_rate=rate) - skipped) <= 64
+
+
+def test_leading_silence_of_silence_is_nothing_and_bad_options_are_refused():
+    assert onset.leading_silence(np.zeros(22050, np.float32), sample_rate=22050) == 0
+    assert onset.leading_silence(np.zeros(0, np.float32), sample_rate=22050) == 0
+    with pytest.raises(ValueError, match="pre_roll"):
+        onset.leading_silence(np.ones(100), sample_rate=22050, pre_roll=-0.01)
+    with pytest.raises(ValueError, match="top_db"):
+        onset.leading_silence(np.ones(100), sample_rate=22050, top_db=0)
+
+
+@pytest.fixture(scope="module")
+def late_note(tmp_path_factory):
+    """A 44.1 kHz stereo recording: 2 s of low background noise (-50 dBFS), then a note peaking at
+    -6 dBFS (the noise goes on under it); and the same note cut at its onset, in its own file."""
+    folder = tmp_path_factory.mktemp("onset")
+    rate, lead = 44100, int(LEAD_SECONDS * 44100)
+    note = plucked_note(196.0, sample_rate=rate, seconds=1.2, seed=4)
+    note = note / np.abs(note).max() * 10 ** (-6 / 20)
+    mono = np.concatenate([np.zeros(lead, np.float32), note])
+    stereo = np.stack([mono, 0.9 * np.roll(mono, 20)], axis=1) + _noise((len(mono), 2), -50.0, seed=3)
+    return {"recording": write_audio(folder / "late note.wav", stereo),
+            "note": write_audio(folder / "note alone.wav", stereo[lead:])}
+
+
+def test_the_window_starts_at_the_onset_and_matches_the_note_without_its_silence(late_note, capsys):
+    window, skipped = apply_timbre_descriptor.note_window(late_note["recording"])
+    assert window.shape == (spectrogram.NUM_SAMPLES,)
+    assert LEAD_SECONDS - 0.02 < skipped / spectrogram.SAMPLE_RATE <= LEAD_SECONDS
+
+    own, own_low, own_high = spectrogram.note_to_spectrogram(late_note["note"])
+    aligned, low, high = apply_timbre_descriptor.read_note(late_note["recording"])
+    said = re.search(r"aligned at the onset: skipped (\d+\.\d\d) s of leading silence \(--no-trim",
+                     capsys.readouterr().out)
+    assert said and float(said.group(1)) == pytest.approx(skipped / spectrogram.SAMPLE_RATE, abs=0.005)
+    np.testing.assert_array_equal(aligned, spectrogram.normalise(spectrogram.log_spectrogram(window))[0])
+    thesis, thesis_low, thesis_high = apply_timbre_descriptor.read_note(late_note["recording"], trim=False)
+    assert capsys.readouterr().out == ""
+
+    aligned_error, thesis_error = np.abs(aligned - own).mean(), np.abs(thesis - own).mean()
+    assert aligned_error < 0.1 and aligned_error < thesis_error / 5, (aligned_error, thesis_error)
+    assert abs(high - own_high) < 1.0 and thesis_high < own_high - 40  # the untrimmed window is noise
+    # --no-trim: the thesis's window, the first 0.74 s of the file, exactly.
+    for mine, theirs in zip((thesis, thesis_low, thesis_high), spectrogram.note_to_spectrogram(late_note["recording"])):
+        np.testing.assert_array_equal(mine, theirs)
+    window, skipped = apply_timbre_descriptor.note_window(late_note["recording"], trim=False)
+    assert skipped == 0
+    np.testing.assert_array_equal(window, spectrogram.load_note(late_note["recording"]))
+
+
+def test_a_note_that_starts_at_once_is_read_as_the_thesis_read_it(late_note, capsys):
+    window, skipped = apply_timbre_descriptor.note_window(late_note["note"])
+    assert skipped <= FEW_MS * spectrogram.SAMPLE_RATE
+    normalised, low, high = apply_timbre_descriptor.read_note(late_note["note"])
+    assert capsys.readouterr().out == ""
+    # This one (noise and all) skips nothing, so it gets exactly the data set's pre-processing.
+    assert skipped == 0
+    np.testing.assert_array_equal(window, spectrogram.load_note(late_note["note"]))
+    for mine, theirs in zip((normalised, low, high), spectrogram.note_to_spectrogram(late_note["note"])):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_the_command_says_it_skipped_the_silence_and_no_trim_keeps_the_first_074_s(applied_project, late_note,
+                                                                                  tmp_path):
+    outputs = {}
+    for name, extra in (("aligned", []), ("thesis", ["--no-trim"])):
+        outputs[name] = tmp_path / f"{name}.wav"
+        result = run_script(SCRIPT, late_note["recording"], "Dark", 50, "-o", outputs[name], "--seed", 1,
+                            "--griffin-lim-iters", 4, *extra, cwd=applied_project)
+        assert result.returncode == 0, result.stderr
+        said = re.search(r"aligned at the onset: skipped (\d+\.\d\d) s of leading silence", result.stdout)
+        if name == "aligned":
+            assert said and abs(float(said.group(1)) - LEAD_SECONDS) <= 0.02, result.stdout
+            assert "--no-trim for the thesis's exact window" in result.stdout
+        else:
+            assert said is None and "aligned" not in result.stdout, result.stdout
+    # The untrimmed window is background noise, so its result is some 50 dB quieter.
+    peak = {name: np.abs(soundfile.read(path)[0]).max() for name, path in outputs.items()}
+    assert 20 * np.log10(peak["aligned"] / peak["thesis"]) > 20, peak
