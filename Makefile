@@ -21,7 +21,7 @@ demo: venv
 	else echo "audio/ already holds files: using them"; fi
 	$(PY) process_audio_into_spectrograms.py
 	$(PY) timbre_generation_vae.py
-	$(PY) train_timbre_generation_vae.py --preset demo
+	$(PY) train_timbre_generation_vae.py --preset demo --validation-split 0.1
 	$(PY) visualise_latent_space.py
 	$(PY) visualise_latent_space.py -timbre
 	$(PY) visualise_latent_space.py -magnitude

@@ -1,7 +1,9 @@
 """Measure a trained timbre VAE: reconstruction quality on held-out notes, the latent-space
-study's metrics, a cross-validated descriptor classifier and descriptor-transfer recognition.
+study's metrics, a cross-validated descriptor classifier, descriptor-transfer recognition and
+how often an independent audio-domain judge recognises the intended descriptor in generated notes.
 
-Writes evaluation/report.json, evaluation/report.md and PNG plots beside them.
+Writes evaluation/report.json, evaluation/report.md and PNG plots beside them; the judge is
+trained once on the processed notes and cached beside them (minmax/descriptor_judge.npz).
 """
 
 from __future__ import annotations
@@ -100,6 +102,31 @@ def choose_held_out(arguments, notes) -> tuple[list[str], str, str]:
     return present, f"{len(present)} notes: {source}", why_none
 
 
+def shown(value) -> str:
+    return "null" if value is None else f"{value:.3g}"
+
+
+def descriptor_judge(arguments):
+    """The audio-domain descriptor judge, from its cache beside the processed data or trained now;
+    a str saying why there is none when the processed data cannot train one."""
+    from semantic_timbre import judge as judge_module
+    from semantic_timbre.processed_data import ProcessedDataError
+
+    try:
+        judge = judge_module.load_or_train_judge(arguments.spectrograms_dir, arguments.minmax_dir, progress=True)
+    except judge_module.JudgeUnavailable as error:
+        print(f"descriptor judge: none ({error})")
+        return str(error)
+    except ProcessedDataError as error:  # a note the encoded selection does not use may lack its min/max
+        print(f"descriptor judge: none ({error})")
+        return f"the judge could not be trained on the processed data: {error}"
+    accuracy = judge.accuracy
+    print(f"descriptor judge: {judge.status}; cross-validated accuracy on {len(judge.names)} real notes "
+          f"{shown(accuracy) if accuracy is not None else 'null (' + judge.accuracy_reason + ')'} "
+          f"(chance {judge.chance_level:.3g})")
+    return judge
+
+
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
     from semantic_timbre import processed_data
@@ -113,7 +140,8 @@ def main(argv=None) -> int:
     for note in notes:
         processed_data.min_max_of(min_max, note)  # fail now, not after minutes of work
     held_out, split, no_held_out_reason = choose_held_out(arguments, notes)
-    check_model_folder(arguments.model_dir)  # everything above is checked before TensorFlow starts
+    check_model_folder(arguments.model_dir)
+    judge = descriptor_judge(arguments)  # everything above is done before TensorFlow starts
     quiet_tensorflow()
     from semantic_timbre import evaluation
     from semantic_timbre.vae import VAE
@@ -124,7 +152,7 @@ def main(argv=None) -> int:
         vae, notes, arguments.spectrograms_dir, min_max, held_out, seed=arguments.seed,
         griffin_lim_iterations=arguments.griffin_lim_iters, max_inverted_notes=arguments.inverted_notes,
         transfer_magnitude=arguments.transfer_magnitude, transfer_clean_notes=arguments.transfer_clean_notes,
-        batch_size=arguments.batch_size, no_held_out_reason=no_held_out_reason)
+        batch_size=arguments.batch_size, no_held_out_reason=no_held_out_reason, judge=judge)
     effected = [note for note in notes if not note.is_clean]
     run = {
         "model_dir": str(arguments.model_dir),
@@ -138,6 +166,7 @@ def main(argv=None) -> int:
         "split": split,
         "seed": arguments.seed,
         "latent_code": "mu (the encoder's mean)",
+        "descriptor_judge": judge if isinstance(judge, str) else judge.status,
     }
     report = evaluation.write_evaluation(arguments.output_dir, results, run)
     output = Path(arguments.output_dir)
@@ -151,6 +180,12 @@ def main(argv=None) -> int:
             extra += f" (real notes through the same round trip: {entry['real_notes_round_trip']:.3g})"
         elif entry.get("real_notes_round_trip_reason"):
             extra += f" (no figure for real notes through the round trip: {entry['real_notes_round_trip_reason']})"
+        if "judge_accuracy" in entry:
+            extra += " (" + "; ".join(
+                [f"judge on real notes: {shown(entry['judge_accuracy'])}"]
+                + [f"{label}: {shown(entry[key])}" for key, label in (
+                    ("reconstructions", "reconstructions"), ("applied_descriptors", "applied descriptors"))
+                   if entry.get(key) is not None]) + ")"
         extra += f" ({entry['reason']})" if entry.get("reason") else ""
         print(f"  {key}: {value}{extra}")
     return 0

@@ -13,8 +13,12 @@ import sys
 
 from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
 
-DEMO_EPOCHS = 10
-DEMO_LEARNING_RATE = 0.003  # a few epochs need a faster start than the thesis's 0.0005
+# The demo preset's training (its architecture is model_files.DEMO_CONFIGURATION): a few minutes
+# on two CPU cores, measured by bench/bench_demo_quality.py. A few epochs need a faster start than
+# the thesis's 0.0005, and a cosine decay lets the last epochs settle.
+DEMO_EPOCHS = 16
+DEMO_BATCH_SIZE = 16
+DEMO_LEARNING_RATE = 0.002
 LOGICAL_CPUS_VARIABLE = "SEMANTIC_TIMBRE_LOGICAL_CPUS"
 
 
@@ -25,9 +29,12 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="thesis: the thesis's architecture and 300 epochs (default); demo: a smaller "
                              f"architecture and {DEMO_EPOCHS} epochs, for a quick run on a CPU")
     parser.add_argument("--epochs", type=int, help="number of epochs (thesis 300, demo %d)" % DEMO_EPOCHS)
-    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--batch-size", type=int, help=f"batch size (thesis 64, demo {DEMO_BATCH_SIZE})")
     parser.add_argument("--learning-rate", type=float,
                         help=f"Adam learning rate (thesis 0.0005, demo {DEMO_LEARNING_RATE})")
+    parser.add_argument("--learning-rate-schedule", choices=("constant", "cosine"),
+                        help="constant (the thesis's, its default) or cosine: decay to 2%% of the learning rate "
+                             "over the run (the demo preset's default)")
     parser.add_argument("--spectrograms-dir", default="spectrograms", help="spectrograms folder (default spectrograms)")
     parser.add_argument("--model-dir", default="model", help="model folder to write (default model)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of weights and shuffling (default 0)")
@@ -95,8 +102,10 @@ def main(argv=None) -> int:
     files = dataset.spectrogram_files(arguments.spectrograms_dir)
     options = training.TrainingOptions(
         configuration=configuration_of(arguments), files=files, spectrograms_dir=arguments.spectrograms_dir,
-        model_dir=arguments.model_dir, epochs=epochs, batch_size=arguments.batch_size,
+        model_dir=arguments.model_dir, epochs=epochs,
+        batch_size=arguments.batch_size if arguments.batch_size is not None else (DEMO_BATCH_SIZE if demo else 64),
         learning_rate=learning_rate, seed=arguments.seed, validation_split=arguments.validation_split,
+        learning_rate_schedule=arguments.learning_rate_schedule or ("cosine" if demo else "constant"),
         resume=arguments.resume, tensorboard_dir=arguments.tensorboard, mixed_precision=arguments.mixed_precision,
         distribute=arguments.distribute, xla=arguments.xla,
         recalibrate_batch_norm=arguments.recalibrate)

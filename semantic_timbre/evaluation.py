@@ -1,4 +1,5 @@
-"""Measuring a trained VAE: reconstruction quality and the latent-space study's metrics.
+"""Measuring a trained VAE: reconstruction quality, the latent-space study's metrics, and how
+often an independent audio-domain judge (judge.py) recognises the intended descriptor in generated notes.
 
 The metric functions take plain arrays (latent codes and their labels; the transfer metric also a
 decode/re-encode function) and return numbers. When the data is too small for a metric, or its
@@ -72,6 +73,17 @@ DEFINITIONS = {
         "a classifier trained on the real non-clean notes: the fraction recognised as the "
         "intended descriptor; compare with the chance level, and with the rate for real effected "
         "notes of the same pitches put through the same decode/re-encode round trip, beside it."),
+    "audio_descriptor_recognition": (
+        "An independent audio-domain judge (standardised logistic regression on spectral, envelope and "
+        "modulation features of the real notes' de-normalised dB spectrograms, trained on the processed "
+        "non-clean notes, never on latent codes; clean notes are not a class) labels generated notes: "
+        "(a) the reconstructions (decoded from mu) of the held-out non-clean notes, each judged by the "
+        "cross-validation fold's judge that never saw the original note, and (b) each descriptor's "
+        "direction at the transfer magnitude added to clean notes' codes and decoded. The value is the "
+        "fraction of all these generated notes labelled with the intended descriptor; each part's rate, "
+        "the judge's cross-validated accuracy on real notes and the chance level are beside it. The "
+        "decoded spectrograms are judged directly, de-normalised with their source note's min/max (not "
+        "re-analysed after Griffin-Lim inversion)."),
 }
 
 
@@ -80,7 +92,14 @@ NOT_FINITE_CODES = "the latent codes hold NaN or infinite values (the model's en
 
 
 class MetricUnavailable(ValueError):
-    """The data is too small (or of the wrong shape, or not finite) for a metric; the message says why."""
+    """The data is too small (or of the wrong shape, or not finite) for a metric; the message says why.
+
+    `details` (optional) are kept in the report beside the null value (what was measured all the same).
+    """
+
+    def __init__(self, reason: str, details: dict | None = None):
+        super().__init__(reason)
+        self.details = dict(details or {})
 
 
 @dataclass
@@ -110,7 +129,7 @@ def measure(function, *args, **kwargs) -> MetricResult:
     try:
         outcome = function(*args, **kwargs)
     except MetricUnavailable as error:
-        return MetricResult(None, str(error))
+        return MetricResult(None, str(error), error.details)
     if isinstance(outcome, tuple):
         value, details = outcome
     else:
@@ -451,8 +470,6 @@ def descriptor_transfer_recognition(codes: np.ndarray, descriptors, magnitudes, 
         Without clean notes, with fewer than two descriptors, with no clean note to use, or when
         the round trip gives codes that are not finite.
     """
-    from .descriptor_control import descriptor_directions, interpolate_direction
-
     codes = _as_codes(codes)
     descriptors, magnitudes, pitches = np.asarray(descriptors), np.asarray(magnitudes), np.asarray(pitches)
     if not 0 <= magnitude <= 100:
@@ -463,16 +480,9 @@ def descriptor_transfer_recognition(codes: np.ndarray, descriptors, magnitudes, 
         raise MetricUnavailable("the data holds no clean notes (magnitude 0) to apply descriptors to")
     if len(classes) < 2:
         raise MetricUnavailable(f"needs at least two descriptors, the data has {len(classes)}")
-    clean_indices = np.flatnonzero(clean)
-    if max_clean_notes is not None and len(clean_indices) > max_clean_notes:
-        if max_clean_notes < 1:
-            raise MetricUnavailable("the number of clean notes to apply descriptors to is 0")
-        clean_indices = clean_indices[np.linspace(0, len(clean_indices) - 1, max_clean_notes).round().astype(int)]
+    clean_indices = transfer_clean_indices(magnitudes, max_clean_notes)
     classifier = descriptor_classifier(seed).fit(codes[~clean], descriptors[~clean])
-    directions = descriptor_directions(codes, descriptors, magnitudes)
-    intended = np.array([str(name) for name in classes for _ in clean_indices])
-    shifted = np.stack([codes[index] + interpolate_direction(directions[str(name)], magnitude)
-                        for name in classes for index in clean_indices])
+    intended, shifted, _ = transfer_trials(codes, descriptors, magnitudes, clean_indices, magnitude, classes)
     hits = _recognised(round_trip, classifier, shifted, intended)
     details = {
         "chance_level": 1.0 / len(classes),
@@ -494,6 +504,41 @@ def descriptor_transfer_recognition(codes: np.ndarray, descriptors, magnitudes, 
     return float(hits.mean()), details
 
 
+def transfer_clean_indices(magnitudes, max_clean_notes: int | None) -> np.ndarray:
+    """The clean notes descriptors are applied to: at most `max_clean_notes`, spread evenly over them.
+
+    Raises
+    ------
+    MetricUnavailable
+        Without clean notes, or when `max_clean_notes` is 0.
+    """
+    clean_indices = np.flatnonzero(np.asarray(magnitudes) == 0)
+    if not len(clean_indices):
+        raise MetricUnavailable("the data holds no clean notes (magnitude 0) to apply descriptors to")
+    if max_clean_notes is not None and len(clean_indices) > max_clean_notes:
+        if max_clean_notes < 1:
+            raise MetricUnavailable("the number of clean notes to apply descriptors to is 0")
+        clean_indices = clean_indices[np.linspace(0, len(clean_indices) - 1, max_clean_notes).round().astype(int)]
+    return clean_indices
+
+
+def transfer_trials(codes, descriptors, magnitudes, clean_indices, magnitude: float, classes):
+    """Every descriptor among `classes` applied to every clean note of `clean_indices` at `magnitude`.
+
+    Returns (intended descriptor per trial, shifted codes (trials, latent), clean note index per
+    trial), descriptor by descriptor. The direction is `descriptor_control`'s: mean code at the
+    magnitude minus mean clean code, interpolated between the magnitudes the data has.
+    """
+    from .descriptor_control import descriptor_directions, interpolate_direction
+
+    directions = descriptor_directions(codes, descriptors, magnitudes)
+    intended = np.array([str(name) for name in classes for _ in clean_indices])
+    shifted = np.stack([codes[index] + interpolate_direction(directions[str(name)], magnitude)
+                        for name in classes for index in clean_indices])
+    sources = np.array([index for _ in classes for index in clean_indices], dtype=int)
+    return intended, shifted, sources
+
+
 def model_round_trip(vae, batch_size: int = 64):
     """The round trip of `descriptor_transfer_recognition` with a model: decode, re-encode, mu."""
 
@@ -513,6 +558,127 @@ def _recognised(round_trip, classifier, codes: np.ndarray, labels: np.ndarray) -
     if not np.all(np.isfinite(recoded)):
         raise MetricUnavailable("the decoded and re-encoded codes hold NaN or infinite values")
     return classifier.predict(recoded) == labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Audio-domain descriptor recognition: generated notes labelled by the independent judge
+
+
+@dataclass
+class JudgedNotes:
+    """Generated notes for the judge: each one's intended descriptor and judge features, and for
+    reconstructions the name of the real note it reconstructs (judged by a judge that never saw it)."""
+
+    intended: np.ndarray
+    features: np.ndarray
+    names: np.ndarray | None = None
+
+
+def judge_details(judge) -> dict:
+    """The judge's own figures on real notes, for the report (flat keys)."""
+    summary = judge.summary()
+    return {
+        "chance_level": summary["chance_level"],
+        "judge_accuracy": summary["cross_validated_accuracy"],
+        "judge_accuracy_reason": summary["cross_validation_reason"],
+        "judge_folds": summary["folds"],
+        "judge_notes": summary["notes"],
+        "judge_majority_rate": summary["majority_rate"],
+        "judge_accuracy_by_magnitude": summary["accuracy_by_magnitude"],
+        "classes": summary["classes"],
+        "clean_notes_are_a_class": False,
+        "judge_features": summary["features"],
+        "judge_classifier": summary["classifier"],
+        "judge_confusion_matrix": judge.confusion_matrix(),
+        "judged": "decoded spectrograms de-normalised with their source note's min/max (no Griffin-Lim)",
+        "descriptor_judge": judge.status,
+    }
+
+
+def audio_descriptor_recognition(judge, reconstructions, applied, magnitude: float | None = None) -> tuple[float, dict]:
+    """How often the audio-domain judge labels generated notes with their intended descriptor.
+
+    Parameters
+    ----------
+    judge : judge.DescriptorJudge, or a str saying why there is none
+    reconstructions : JudgedNotes (with `names`) of reconstructed held-out non-clean notes, or a
+        str saying why there are none; each is judged by the cross-validation fold's model that
+        never saw the real note of that name
+    applied : JudgedNotes of decoded clean notes with a descriptor applied, or a str saying why
+        there are none; judged by the model fitted on every real note (clean notes are not among them)
+    magnitude : the magnitude the descriptors were applied at (for the real-note reference)
+
+    Returns
+    -------
+    rate : float
+        Fraction of all the generated notes (both parts) labelled with the intended descriptor.
+    details : dict
+        The judge's figures on real notes (`judge_details`), and per part: 'reconstructions'
+        (rate), 'reconstructions_notes', 'judge_on_the_originals' (the judge's cross-validated
+        accuracy on those same real notes), or 'reconstructions_reason'; 'applied_descriptors',
+        'applied_trials', 'applied_magnitude', 'judge_on_real_notes_at_magnitude',
+        'per_descriptor', or 'applied_descriptors_reason'; 'generated_confusion_matrix'.
+
+    Raises
+    ------
+    MetricUnavailable
+        Without a judge, or when neither part has a generated note (the judge's details are kept).
+    """
+    from .judge import JudgeUnavailable
+
+    if judge is None or isinstance(judge, str):
+        raise MetricUnavailable(judge or "no audio-domain descriptor judge was given")
+    details = judge_details(judge)
+    classes = judge.classes
+    intended_all, predicted_all, reasons = [], [], []
+
+    if isinstance(reconstructions, JudgedNotes) and not len(reconstructions.intended):
+        reconstructions = "no held-out non-clean note to reconstruct"
+    predicted = None
+    if isinstance(reconstructions, JudgedNotes):
+        try:
+            predicted = judge.predict_unseen(reconstructions.names, reconstructions.features)
+        except JudgeUnavailable as error:
+            reconstructions = str(error)
+    if predicted is not None:
+        hits = predicted == reconstructions.intended
+        details.update({
+            "reconstructions": float(hits.mean()), "reconstructions_notes": int(len(hits)),
+            "judge_on_the_originals": judge.out_of_fold_accuracy(np.isin(judge.names, reconstructions.names))})
+        intended_all.append(reconstructions.intended)
+        predicted_all.append(predicted)
+    else:
+        details.update({"reconstructions": None, "reconstructions_reason": str(reconstructions)})
+        reasons.append(f"reconstructions: {reconstructions}")
+
+    if isinstance(applied, JudgedNotes) and not len(applied.intended):
+        applied = "no descriptor was applied to a clean note"
+    if isinstance(applied, JudgedNotes):
+        predicted = judge.predict_features(applied.features)
+        hits = predicted == applied.intended
+        at_magnitude = None
+        if magnitude is not None and np.any(judge.magnitudes == magnitude):
+            at_magnitude = judge.out_of_fold_accuracy(judge.magnitudes == magnitude)
+        details.update({
+            "applied_descriptors": float(hits.mean()), "applied_trials": int(len(hits)),
+            "applied_magnitude": magnitude, "judge_on_real_notes_at_magnitude": at_magnitude,
+            "per_descriptor": {str(name): float(hits[applied.intended == name].mean())
+                               for name in classes if np.any(applied.intended == name)}})
+        intended_all.append(applied.intended)
+        predicted_all.append(predicted)
+    else:
+        details.update({"applied_descriptors": None, "applied_descriptors_reason": str(applied)})
+        reasons.append(f"descriptors applied to clean notes: {applied}")
+
+    if not intended_all:
+        raise MetricUnavailable("; ".join(reasons), details)
+    intended_all, predicted_all = np.concatenate(intended_all), np.concatenate(predicted_all)
+    matrix = np.zeros((len(classes), len(classes)), dtype=int)
+    known = np.isin(intended_all, classes)
+    np.add.at(matrix, (np.searchsorted(classes, intended_all[known]), np.searchsorted(classes, predicted_all[known])), 1)
+    details["generated_notes"] = int(len(intended_all))
+    details["generated_confusion_matrix"] = matrix.tolist()
+    return float(np.mean(intended_all == predicted_all)), details
 
 
 # ---------------------------------------------------------------------------------------------
@@ -541,7 +707,7 @@ def held_out_split(names, fraction: float = 0.2, seed: int = 0) -> list[str]:
 REPORT_ORDER = ("reconstruction_mse", "spectral_convergence", "log_spectral_distance_db",
                 "silhouette_descriptor", "descriptor_compactness", "pitch_conditional_separation",
                 "trajectory_linearity", "cross_pitch_consistency", "classifier_accuracy",
-                "descriptor_transfer_recognition")
+                "descriptor_transfer_recognition", "audio_descriptor_recognition")
 
 
 def report_dict(results: dict[str, MetricResult], run: dict) -> dict:
@@ -600,7 +766,8 @@ def _shown(value) -> str:
 def _note(key: str, entry: dict) -> str:
     """The table's note on a metric: why it is null, or what to compare its value with."""
     if not isinstance(entry.get("value"), (int, float)) or not math.isfinite(entry["value"]):
-        return f"not measured: {entry.get('reason') or NOT_FINITE}"
+        note = f"not measured: {entry.get('reason') or NOT_FINITE}"
+        return f"{note}; {_judge_note(entry)}" if "judge_accuracy" in entry else note
     parts = []
     if entry.get("chance_level") is not None:
         parts.append(f"chance level {_shown(entry['chance_level'])}" + (
@@ -613,7 +780,29 @@ def _note(key: str, entry: dict) -> str:
         parts.append(f"no figure for real effected notes: {entry['real_notes_round_trip_reason']}")
     if key == "spectral_convergence" and entry.get("original_inversion") is not None:
         parts.append(f"inverting the original spectrogram itself: {_shown(entry['original_inversion'])}")
+    if "judge_accuracy" in entry:
+        parts.append(_judge_note(entry))
+        if entry.get("reconstructions") is not None:
+            parts.append(f"reconstructions of held-out notes: {_shown(entry['reconstructions'])} "
+                         f"({entry.get('reconstructions_notes')} notes; the judge on those real notes: "
+                         f"{_shown(entry.get('judge_on_the_originals'))})")
+        elif entry.get("reconstructions_reason"):
+            parts.append(f"no reconstruction judged: {entry['reconstructions_reason']}")
+        if entry.get("applied_descriptors") is not None:
+            parts.append(f"descriptors applied to clean notes at {_shown(entry.get('applied_magnitude'))}: "
+                         f"{_shown(entry['applied_descriptors'])} ({entry.get('applied_trials')} trials; the judge "
+                         f"on real notes of that magnitude: {_shown(entry.get('judge_on_real_notes_at_magnitude'))})")
+        elif entry.get("applied_descriptors_reason"):
+            parts.append(f"no applied descriptor judged: {entry['applied_descriptors_reason']}")
     return "; ".join(parts)
+
+
+def _judge_note(entry: dict) -> str:
+    """The audio judge's own accuracy on real notes, for the table's note."""
+    if entry.get("judge_accuracy") is not None:
+        return (f"the judge's cross-validated accuracy on real notes: {_shown(entry['judge_accuracy'])} "
+                f"({entry.get('judge_folds')}-fold, {entry.get('judge_notes')} notes)")
+    return f"the judge has no cross-validated accuracy: {entry.get('judge_accuracy_reason')}"
 
 
 def write_report_markdown(path, report: dict, plots: dict[str, str]) -> None:
@@ -622,25 +811,32 @@ def write_report_markdown(path, report: dict, plots: dict[str, str]) -> None:
 
 def plot_confusion_matrix(path, matrix, classes, title: str = "Descriptor classifier (cross-validated)") -> None:
     """Save a confusion-matrix heat map (rows true, columns predicted) as PNG, atomically."""
+    plot_confusion_matrices(path, [(matrix, title)], classes)
+
+
+def plot_confusion_matrices(path, panels, classes, row_label: str = "true descriptor",
+                            column_label: str = "predicted descriptor") -> None:
+    """Save confusion-matrix heat maps side by side, one per (matrix, title) of `panels`, as PNG, atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    matrix = np.asarray(matrix, dtype=float)
     size = max(4.0, 0.45 * len(classes) + 2)
-    figure, axes = plt.subplots(figsize=(size + 1, size))
-    image = axes.imshow(matrix, cmap="Blues")
-    axes.set_xticks(range(len(classes)), classes, rotation=90)
-    axes.set_yticks(range(len(classes)), classes)
-    axes.set_xlabel("predicted descriptor")
-    axes.set_ylabel("true descriptor")
-    axes.set_title(title)
-    for (row, column), count in np.ndenumerate(matrix):
-        if count:
-            axes.text(column, row, f"{count:g}", ha="center", va="center", fontsize=7,
-                      color="white" if count > matrix.max() / 2 else "black")
-    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure, all_axes = plt.subplots(1, len(panels), figsize=((size + 1) * len(panels), size), squeeze=False)
+    for axes, (matrix, title) in zip(all_axes[0], panels):
+        matrix = np.asarray(matrix, dtype=float)
+        image = axes.imshow(matrix, cmap="Blues")
+        axes.set_xticks(range(len(classes)), classes, rotation=90)
+        axes.set_yticks(range(len(classes)), classes)
+        axes.set_xlabel(column_label)
+        axes.set_ylabel(row_label)
+        axes.set_title(title, fontsize=10)
+        for (row, column), count in np.ndenumerate(matrix):
+            if count:
+                axes.text(column, row, f"{count:g}", ha="center", va="center", fontsize=7,
+                          color="white" if count > matrix.max() / 2 else "black")
+        figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
     _save_figure(figure, path)
 
@@ -684,7 +880,7 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
                    griffin_lim_iterations: int = 32, max_inverted_notes: int = 50,
                    transfer_magnitude: float = 100, transfer_clean_notes: int | None = 12,
                    batch_size: int = 64, progress: bool = True,
-                   no_held_out_reason: str | None = None) -> tuple[dict[str, MetricResult], dict]:
+                   no_held_out_reason: str | None = None, judge=None) -> tuple[dict[str, MetricResult], dict]:
     """Measure a model on processed notes; returns ({key: MetricResult}, extras for the plots).
 
     Parameters
@@ -696,11 +892,14 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     max_inverted_notes : how many held-out notes are inverted with Griffin-Lim for spectral convergence
     transfer_clean_notes : how many clean notes receive each descriptor for the recognition figure
     no_held_out_reason : the reason the reconstruction metrics give when no held-out note is among `notes`
+    judge : the audio-domain descriptor judge (judge.load_or_train_judge) for
+        `audio_descriptor_recognition`, or a str saying why there is none
     """
     import librosa
     from tqdm import tqdm
 
     from . import processed_data, spectrogram
+    from .judge import spectrogram_features as judge_features
     from .latent import encode_notes
 
     codes = encode_notes(vae, notes, spectrograms_dir=str(spectrograms_dir), batch_size=batch_size,
@@ -716,6 +915,8 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     held_out = [index_of[name] for name in held_out_names if name in index_of]
     squared_errors, distances, convergences, floor = [], [], [], []
     not_finite = 0
+    judging = judge is not None and not isinstance(judge, str)
+    judged_names, judged_features = [], []  # held-out non-clean reconstructions, for the audio judge
     for start in tqdm(range(0, len(held_out), batch_size), desc="reconstructing", unit="batch",
                       disable=not progress or not held_out):
         batch = held_out[start:start + batch_size]
@@ -731,6 +932,9 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
             original_db = spectrogram.denormalise(original.astype(np.float64), low, high)
             distances.append(log_spectral_distance_db(original_db, spectrogram.denormalise(
                 reconstruction.astype(np.float64), low, high)))
+            if judging and not notes[index].is_clean and notes[index].descriptor in judge.classes:
+                judged_names.append(notes[index].spectrogram_name)
+                judged_features.append(judge_features(reconstruction, low, high)[0])
             if len(convergences) < max_inverted_notes:
                 target = librosa.db_to_amplitude(original_db)
                 audio = spectrogram.spectrogram_to_audio(reconstruction, low, high, n_iter=griffin_lim_iterations,
@@ -740,6 +944,15 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
                                                          random_state=seed)
                 floor.append(spectrogram.spectral_convergence(audio, target))
     reconstruction_keys = ("reconstruction_mse", "spectral_convergence", "log_spectral_distance_db")
+    if not held_out:
+        judged_reconstructions = no_held_out_reason or "no held-out notes among the notes encoded"
+    elif not_finite:
+        judged_reconstructions = f"{not_finite} of the {len(held_out)} held-out reconstructions hold NaN or infinite values"
+    elif not judged_names:
+        judged_reconstructions = f"none of the {len(held_out)} held-out notes is a non-clean note"
+    else:
+        judged_reconstructions = JudgedNotes(np.array([notes[index_of[name]].descriptor for name in judged_names]),
+                                             np.array(judged_features), np.array(judged_names))
     if not held_out:
         for key in reconstruction_keys:
             results[key] = MetricResult(None, no_held_out_reason or "no held-out notes among the notes encoded")
@@ -769,7 +982,46 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
         descriptor_transfer_recognition, codes, descriptors, magnitudes, places,
         model_round_trip(vae, batch_size), magnitude=transfer_magnitude,
         max_clean_notes=transfer_clean_notes, seed=seed)
+    applied = _applied_for_judge(vae, codes, notes, min_max, judge, transfer_magnitude, transfer_clean_notes,
+                                 batch_size) if judging else ""
+    results["audio_descriptor_recognition"] = measure(audio_descriptor_recognition, judge, judged_reconstructions,
+                                                      applied, magnitude=transfer_magnitude)
     return results, {"codes": codes}
+
+
+def _applied_for_judge(vae, codes, notes, min_max, judge, magnitude, max_clean_notes, batch_size):
+    """Each descriptor the judge knows applied to clean notes (the trials of the transfer metric),
+    decoded and turned into judge features with the clean note's min/max: JudgedNotes, or why not."""
+    from . import processed_data
+    from .judge import spectrogram_features
+
+    descriptors = np.array([note.descriptor for note in notes])
+    magnitudes = np.array([note.magnitude for note in notes])
+    if not np.all(np.isfinite(codes)):
+        return NOT_FINITE_CODES
+    try:
+        clean_indices = transfer_clean_indices(magnitudes, max_clean_notes)
+    except MetricUnavailable as error:
+        return str(error)
+    classes = [name for name in np.unique(descriptors[magnitudes > 0]) if name in judge.classes]
+    if not classes:
+        return "no non-clean note among the notes encoded, so no descriptor direction to apply"
+    intended, shifted, sources = transfer_trials(codes.astype(np.float64), descriptors, magnitudes, clean_indices,
+                                                 magnitude, classes)
+    features, not_finite = [], 0
+    for start in range(0, len(shifted), batch_size):
+        decoded = np.asarray(vae.decode(shifted[start:start + batch_size].astype(np.float32),
+                                        batch_size=batch_size))[..., 0]
+        finite = np.all(np.isfinite(decoded), axis=(1, 2))
+        not_finite += int(np.sum(~finite))
+        if not_finite:
+            continue
+        bounds = np.array([processed_data.min_max_of(min_max, notes[index])
+                           for index in sources[start:start + batch_size]], dtype=np.float64)
+        features.append(spectrogram_features(decoded, bounds[:, 0], bounds[:, 1]))
+    if not_finite:
+        return f"{not_finite} of the {len(shifted)} decoded notes with a descriptor applied hold NaN or infinite values"
+    return JudgedNotes(intended, np.concatenate(features))
 
 
 def _mean(values, details: dict) -> tuple[float, dict]:
@@ -777,6 +1029,9 @@ def _mean(values, details: dict) -> tuple[float, dict]:
     if not len(values):
         raise MetricUnavailable("no held-out notes to measure reconstruction on")
     return float(np.mean(values)), details
+
+
+AUDIO_JUDGE_PLOT = "audio_judge_confusion_matrix.png"
 
 
 def write_evaluation(output_dir, results: dict[str, MetricResult], run: dict) -> dict:
@@ -794,6 +1049,21 @@ def write_evaluation(output_dir, results: dict[str, MetricResult], run: dict) ->
                               classifier.details["classes"],
                               f"Descriptor classifier: accuracy {classifier.value:.2f} (chance {chance:.2f})")
         plots["Confusion matrix of the descriptor classifier"] = "confusion_matrix.png"
+    audio = results.get("audio_descriptor_recognition")
+    panels = []
+    if audio is not None and audio.details.get("judge_confusion_matrix") is not None:
+        panels.append((audio.details["judge_confusion_matrix"],
+                       f"Audio judge on real notes ({audio.details['judge_folds']}-fold): "
+                       f"accuracy {audio.details['judge_accuracy']:.2f}"))
+    if audio is not None and audio.value is not None and audio.details.get("generated_confusion_matrix") is not None:
+        panels.append((audio.details["generated_confusion_matrix"],
+                       f"Audio judge on generated notes: {audio.value:.2f} "
+                       f"(chance {audio.details['chance_level']:.2f})"))
+    if panels:
+        plot_confusion_matrices(output_dir / AUDIO_JUDGE_PLOT, panels, audio.details["classes"],
+                                row_label="true (real) or intended (generated) descriptor",
+                                column_label="descriptor the judge hears")
+        plots["Confusion matrices of the audio-domain descriptor judge"] = AUDIO_JUDGE_PLOT
     series = {}
     if classifier is not None and classifier.value is not None:
         matrix = np.asarray(classifier.details["confusion_matrix"], dtype=float)
@@ -801,14 +1071,15 @@ def write_evaluation(output_dir, results: dict[str, MetricResult], run: dict) ->
         series["classifier recall"] = dict(zip(classifier.details["classes"], recall.tolist()))
     for key, label in (("trajectory_linearity", "trajectory linearity"),
                        ("cross_pitch_consistency", "cross-pitch consistency"),
-                       ("descriptor_transfer_recognition", "transfer recognition")):
+                       ("descriptor_transfer_recognition", "transfer recognition"),
+                       ("audio_descriptor_recognition", "audio judge: applied descriptors")):
         result = results.get(key)
         if result is not None and result.value is not None and result.details.get("per_descriptor"):
             series[label] = result.details["per_descriptor"]
     if series:
         plot_per_descriptor(output_dir / "per_descriptor_metrics.png", series)
         plots["Per-descriptor metrics"] = "per_descriptor_metrics.png"
-    for stale in ("confusion_matrix.png", "per_descriptor_metrics.png"):
+    for stale in ("confusion_matrix.png", "per_descriptor_metrics.png", AUDIO_JUDGE_PLOT):
         if stale not in plots.values() and (output_dir / stale).exists():
             (output_dir / stale).unlink()  # a plot of an earlier run would not match this report
     report = report_dict(results, dict(run, plots=list(plots.values())))

@@ -41,6 +41,8 @@ LOSS_CURVE_FILE_NAME = "loss_curve.png"
 VALIDATION_SPLIT_FILE_NAME = "validation_split.json"
 RECALIBRATION_EXAMPLES = 2048
 LOSS_NAMES = ("loss", "reconstruction_loss", "kl_loss")
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+COSINE_FINAL_FRACTION = 0.02
 MIXED_PRECISION_POLICIES = {"off": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 DISTRIBUTIONS = ("none", "mirrored", "multi-worker")
 CHECKPOINT_FORMAT = 1
@@ -64,6 +66,7 @@ class TrainingOptions:
     epochs: int = 300
     batch_size: int = 64
     learning_rate: float = 0.0005
+    learning_rate_schedule: str = "constant"  # "constant" (the thesis) or "cosine" (decay to 2% over the run)
     seed: int = 0
     validation_split: float = 0.0
     resume: str = "auto"  # "auto" (resume when a matching checkpoint exists), "resume" or "restart"
@@ -408,8 +411,22 @@ def write_validation_split(model_dir: str | Path, validation_paths) -> None:
         path.unlink()
 
 
-def build_vae(configuration: dict, learning_rate: float, xla: bool = True):
-    """Build and compile the VAE of a configuration dict (vae.THESIS_CONFIGURATION's keys)."""
+def learning_rate_of(options: TrainingOptions, steps_per_epoch: int):
+    """The optimizer's learning rate: a number (constant, the thesis's), or a cosine decay from
+    `learning_rate` to COSINE_FINAL_FRACTION of it over every step of the run. The schedule is a
+    function of the optimizer's step count, which the checkpoint keeps, so a resumed run goes on
+    along the same curve."""
+    if options.learning_rate_schedule == "constant":
+        return options.learning_rate
+    import keras
+
+    return keras.optimizers.schedules.CosineDecay(options.learning_rate, max(1, options.epochs * steps_per_epoch),
+                                                  alpha=COSINE_FINAL_FRACTION)
+
+
+def build_vae(configuration: dict, learning_rate, xla: bool = True):
+    """Build and compile the VAE of a configuration dict (vae.THESIS_CONFIGURATION's keys);
+    `learning_rate` is a number or a Keras schedule."""
     from . import vae as vae_module
 
     model = vae_module.VAE(*_parameters_of(configuration))
@@ -425,6 +442,9 @@ def check_options(options: TrainingOptions) -> None:
         raise UserError(f"--batch-size must be at least 1, got {options.batch_size}")
     if not (options.learning_rate > 0 and math.isfinite(options.learning_rate)):
         raise UserError(f"--learning-rate must be a number above 0, got {options.learning_rate}")
+    if options.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+        raise UserError(f"unknown learning-rate schedule '{options.learning_rate_schedule}': choose "
+                        f"{' or '.join(LEARNING_RATE_SCHEDULES)}")
     if options.mixed_precision not in MIXED_PRECISION_POLICIES:
         raise UserError(f"unknown mixed precision '{options.mixed_precision}': choose off, bfloat16 or float16")
     if options.xla not in ("auto", "on", "off"):
@@ -546,6 +566,7 @@ def train(options: TrainingOptions) -> TrainingResult:
         # issue 'tfvariable_on_a_different_device'); GPUs are not affected.
         log("XLA is off: it does not support several logical CPU devices")
         xla = False
+    steps = options.steps_per_epoch or dataset.steps_per_epoch(len(training_paths), options.batch_size)
     previous_policy = keras.mixed_precision.global_policy()
     policy = MIXED_PRECISION_POLICIES[options.mixed_precision]
     keras.utils.set_random_seed(options.seed)
@@ -553,7 +574,7 @@ def train(options: TrainingOptions) -> TrainingResult:
         if policy:
             keras.mixed_precision.set_global_policy(policy)
         with strategy.scope():
-            vae = build_vae(configuration, options.learning_rate, xla)
+            vae = build_vae(configuration, learning_rate_of(options, steps), xla)
             if options.distribute == "multi-worker":
                 _log_losses_as_vectors(vae)
             history: list = []
@@ -562,7 +583,8 @@ def train(options: TrainingOptions) -> TrainingResult:
                 meta = restore_checkpoint(ckpt, vae)
                 first_epoch = int(meta["epoch"])
                 history = [row for row in meta["history"] if row["epoch"] <= first_epoch]
-                vae.optimizer.learning_rate.assign(options.learning_rate)
+                if options.learning_rate_schedule == "constant":
+                    vae.optimizer.learning_rate.assign(options.learning_rate)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -593,8 +615,6 @@ def train(options: TrainingOptions) -> TrainingResult:
     if validation_paths:
         validation_data = dataset.spectrogram_dataset(validation_paths, options.batch_size, shuffle=False,
                                                       repeat=False)
-    steps = options.steps_per_epoch or dataset.steps_per_epoch(len(training_paths), options.batch_size)
-
     recorder = _epoch_recorder(vae, model_dir, fingerprint, history, chief)
     callbacks = [recorder]
     if options.tensorboard_dir:
@@ -602,7 +622,9 @@ def train(options: TrainingOptions) -> TrainingResult:
     verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 2)
     log(f"training on {len(training_paths)} spectrograms"
         + (f" (validating on {len(validation_paths)})" if validation_paths else "")
-        + f", batch {options.batch_size}, learning rate {options.learning_rate}, epochs {first_epoch + 1}"
+        + f", batch {options.batch_size}, learning rate {options.learning_rate}"
+        + (f" with cosine decay to {COSINE_FINAL_FRACTION:g}x" if options.learning_rate_schedule == "cosine" else "")
+        + f", epochs {first_epoch + 1}"
           f"-{options.epochs}, {'XLA' if xla else 'no XLA'}"
         + (f", mixed precision {options.mixed_precision}" if policy else ""))
     vae.fit(training_data, epochs=options.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,

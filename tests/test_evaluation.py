@@ -14,7 +14,8 @@ from conftest import run_script
 from semantic_timbre import evaluation
 from semantic_timbre.evaluation import MetricUnavailable
 
-ALL_KEYS = evaluation.METRIC_KEYS + ("reconstruction_mse", "descriptor_transfer_recognition")
+ALL_KEYS = evaluation.METRIC_KEYS + ("reconstruction_mse", "descriptor_transfer_recognition",
+                                     "audio_descriptor_recognition")
 
 
 def clusters(separation: float, descriptors=("A", "B", "C"), per_class=8, dimension=6, seed=0):
@@ -390,7 +391,12 @@ def test_the_command_on_one_note_per_descriptor_and_one_clean(trained_project, t
     assert transfer["real_notes_round_trip"] is None
     assert transfer["real_notes_round_trip_reason"] in (root / "evaluation" / "report.md").read_text()
     assert report["reconstruction_mse"]["value"] is not None
-    assert report["run"]["plots"] == ["per_descriptor_metrics.png"]
+    # The audio judge has one note per descriptor: no cross-validated accuracy (null with the
+    # reason), but it still judges the three descriptors applied to the clean note.
+    audio = report["audio_descriptor_recognition"]
+    assert audio["judge_accuracy"] is None and "has 1" in audio["judge_accuracy_reason"]
+    assert audio["value"] is not None and audio["applied_trials"] == 3
+    assert report["run"]["plots"] == ["audio_judge_confusion_matrix.png", "per_descriptor_metrics.png"]
 
 
 def test_the_command_without_clean_notes_or_held_out_notes(trained_project, tmp_path):
@@ -407,6 +413,10 @@ def test_the_command_without_clean_notes_or_held_out_notes(trained_project, tmp_
     for key in ("silhouette_descriptor", "descriptor_compactness", "pitch_conditional_separation",
                 "classifier_accuracy"):
         assert report[key]["value"] is not None, key
+    audio = report["audio_descriptor_recognition"]  # nothing generated to judge, the judge itself measured
+    assert "no held-out notes" in audio["reason"] and "no clean notes" in audio["reason"]
+    assert audio["judge_notes"] == 18 and audio["judge_accuracy"] is not None
+    assert "audio_judge_confusion_matrix.png" in report["run"]["plots"]
     # The training's validation split holds only notes that are not encoded (here: deleted; with
     # --max-notes: not drawn): null reconstruction metrics with that reason (was an error).
     (root / "model" / "validation_split.json").write_text(json.dumps({"validation": ["FlutteryX0X1-0.wav.npy"]}))
@@ -429,13 +439,18 @@ def test_the_command_on_two_notes_all_held_out(trained_project, tmp_path):
         assert report[key]["value"] is not None, key
     for key in LATENT_METRICS:
         assert report[key]["value"] is None, key  # descriptor_compactness was 0.0
+    # The judge has one note of each descriptor: no folds, so no judge that has not heard the
+    # originals for their reconstructions, and no clean note to apply descriptors to.
+    audio = report["audio_descriptor_recognition"]
+    assert audio["value"] is None and "no cross-validation folds" in audio["reason"]
+    assert "no clean notes" in audio["reason"]
     assert report["run"]["plots"] == []
 
 
 def test_a_model_with_nan_weights_gives_nulls_with_reasons(trained_project, tmp_path):
     # A model whose training diverged (save refuses to write one, so it is measured in memory):
     # every code and reconstruction is NaN. This used to crash in the silhouette score.
-    from semantic_timbre import layout, processed_data
+    from semantic_timbre import judge, layout, processed_data
     from semantic_timbre.vae import VAE
 
     vae = VAE.load(trained_project / "model")
@@ -443,8 +458,10 @@ def test_a_model_with_nan_weights_gives_nulls_with_reasons(trained_project, tmp_
     spectrograms = trained_project / "spectrograms"
     notes = processed_data.require_spectrograms(spectrograms)
     min_max = processed_data.load_min_max(trained_project / layout.MINMAX_DIR)
-    results, _ = evaluation.evaluate_model(vae, notes, spectrograms, min_max, [notes[0].spectrogram_name],
-                                           griffin_lim_iterations=4, transfer_clean_notes=1, progress=False)
+    held_out = [next(note.spectrogram_name for note in notes if not note.is_clean)]
+    results, _ = evaluation.evaluate_model(vae, notes, spectrograms, min_max, held_out,
+                                           griffin_lim_iterations=4, transfer_clean_notes=1, progress=False,
+                                           judge=judge.train_judge(notes, spectrograms, min_max))
     assert_number_or_reason(results, nulls={key: "NaN" for key in ALL_KEYS})
     evaluation.write_evaluation(tmp_path, results, {"notes": len(notes)})
     report = strict_json(tmp_path / "report.json")
@@ -459,8 +476,9 @@ FAST = ("--inverted-notes", 3, "--griffin-lim-iters", 4, "--transfer-clean-notes
 
 
 def test_the_command_writes_a_report_with_every_key_and_plots(trained_project, tmp_path):
+    root = project_with(trained_project, tmp_path, lambda name: True)  # the judge's cache goes into minmax/
     output = tmp_path / "evaluation"
-    result = run_script("evaluate_timbre_generation_vae.py", "--output-dir", output, *FAST, cwd=trained_project)
+    result = run_script("evaluate_timbre_generation_vae.py", "--output-dir", output, *FAST, cwd=root)
     assert result.returncode == 0, result.stderr
     report = json.loads((output / "report.json").read_text())
     for key in ALL_KEYS:
@@ -479,8 +497,30 @@ def test_the_command_writes_a_report_with_every_key_and_plots(trained_project, t
     assert "![" in markdown and "chance level" in markdown
     for plot in report["run"]["plots"]:
         assert (output / plot).read_bytes()[:4] == b"\x89PNG"
-    assert set(report["run"]["plots"]) == {"confusion_matrix.png", "per_descriptor_metrics.png"}
-    assert not list(trained_project.glob("evaluation"))
+    assert set(report["run"]["plots"]) == {"confusion_matrix.png", "per_descriptor_metrics.png",
+                                           "audio_judge_confusion_matrix.png"}
+    assert "audio_judge_confusion_matrix.png" in markdown
+    assert not list(root.glob("evaluation"))
+    # The audio-domain judge: trained on the 18 real non-clean notes, cached beside them.
+    audio = report["audio_descriptor_recognition"]
+    assert audio["chance_level"] == pytest.approx(1 / 3) and audio["classes"] == ["Crunch", "Dark", "Fluttery"]
+    assert audio["judge_notes"] == 18 and audio["judge_folds"] == 5 and 0 <= audio["judge_accuracy"] <= 1
+    assert audio["clean_notes_are_a_class"] is False
+    held_out_effected = 4 - sum("X0X" in name for name in evaluation.held_out_split(
+        [path.name for path in (root / "spectrograms").glob("*.npy")], 0.2, seed=0))
+    assert audio["reconstructions_notes"] == held_out_effected and audio["applied_trials"] == 9
+    assert audio["generated_notes"] == held_out_effected + 9
+    assert 0 <= audio["reconstructions"] <= 1 and 0 <= audio["applied_descriptors"] <= 1
+    assert "judge's cross-validated accuracy on real notes" in markdown
+    assert "trained on the processed notes" in report["run"]["descriptor_judge"]
+    assert (root / "minmax" / "descriptor_judge.npz").is_file()
+    # A second run reads the judge from its cache and judges the same notes the same way.
+    again = run_script("evaluate_timbre_generation_vae.py", "--output-dir", tmp_path / "again", *FAST, cwd=root)
+    assert again.returncode == 0, again.stderr
+    second = json.loads((tmp_path / "again" / "report.json").read_text())["audio_descriptor_recognition"]
+    assert "read from" in second["descriptor_judge"] and "read from" in again.stdout
+    assert second["judge_accuracy"] == audio["judge_accuracy"]
+    assert second["generated_confusion_matrix"] == audio["generated_confusion_matrix"]
 
 
 def test_one_descriptor_gives_nulls_with_reasons_and_a_held_out_list(trained_project, tmp_path):
@@ -501,6 +541,10 @@ def test_one_descriptor_gives_nulls_with_reasons_and_a_held_out_list(trained_pro
         assert report[key]["value"] is not None, key
     assert report["run"]["held_out_notes"] == 2 and "held_out.txt" in report["run"]["split"]
     assert "confusion_matrix.png" not in report["run"]["plots"]
+    audio = report["audio_descriptor_recognition"]
+    assert audio["value"] is None and "at least two descriptors" in audio["reason"]
+    assert "audio_judge_confusion_matrix.png" not in report["run"]["plots"]
+    assert not (root / "minmax" / "descriptor_judge.npz").exists()
 
 
 def test_missing_model_or_data_names_the_step_to_run(processed_project, tmp_path):
@@ -510,3 +554,42 @@ def test_missing_model_or_data_names_the_step_to_run(processed_project, tmp_path
     result = run_script("evaluate_timbre_generation_vae.py", "--output-dir", tmp_path / "e", cwd=tmp_path)
     assert result.returncode == 2 and "process_audio_into_spectrograms.py" in result.stderr
     assert not (tmp_path / "e").exists()
+
+
+# --- The audio-domain judge's figure on generated notes with known answers -----------------------
+
+
+def test_audio_recognition_of_perfect_reconstructions_is_the_judges_own_accuracy(processed_project):
+    # A perfect autoencoder gives back the real notes: each is judged by the fold that never saw
+    # it, so the rate is exactly the judge's cross-validated accuracy on those notes.
+    from semantic_timbre import judge, processed_data
+
+    spectrograms = processed_project / "spectrograms"
+    notes = processed_data.require_spectrograms(spectrograms)
+    min_max = processed_data.load_min_max(processed_project / "minmax")
+    trained = judge.train_judge(notes, spectrograms, min_max)
+    effected = [note for note in notes if not note.is_clean]
+    features = judge.notes_features(effected, spectrograms, min_max)
+    names = np.array([note.spectrogram_name for note in effected])
+    intended = np.array([note.descriptor for note in effected])
+    perfect = evaluation.JudgedNotes(intended, features, names)
+    strongest = np.array([note.magnitude == 100 for note in effected])
+    applied = evaluation.JudgedNotes(intended[strongest], features[strongest])
+    rate, details = evaluation.audio_descriptor_recognition(trained, perfect, applied, magnitude=100)
+    assert details["reconstructions"] == pytest.approx(trained.accuracy)
+    assert details["judge_on_the_originals"] == pytest.approx(trained.accuracy)
+    assert details["reconstructions_notes"] == 18 and details["applied_trials"] == 9
+    assert details["chance_level"] == pytest.approx(1 / 3) and details["clean_notes_are_a_class"] is False
+    assert rate == pytest.approx((18 * details["reconstructions"] + 9 * details["applied_descriptors"]) / 27)
+    assert np.sum(details["generated_confusion_matrix"]) == 27
+    assert set(details["per_descriptor"]) == {"Crunch", "Dark", "Fluttery"}
+    # Generated notes labelled with a descriptor they do not have are not recognised.
+    wrong = evaluation.JudgedNotes(np.roll(intended[strongest], 3), features[strongest])
+    assert evaluation.audio_descriptor_recognition(trained, "none held out", wrong)[1]["applied_descriptors"] < 0.5
+    # Nothing generated, or no judge: null with the reasons, the judge's own figures kept.
+    result = evaluation.measure(evaluation.audio_descriptor_recognition, trained, "no held-out notes",
+                                "the data holds no clean notes")
+    assert result.value is None and "no held-out notes" in result.reason and "no clean notes" in result.reason
+    assert result.details["judge_accuracy"] == trained.accuracy
+    result = evaluation.measure(evaluation.audio_descriptor_recognition, "needs two descriptors", perfect, applied)
+    assert result.value is None and result.reason == "needs two descriptors"

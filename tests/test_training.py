@@ -334,3 +334,19 @@ def test_zero_epochs_and_bad_numbers_are_refused_before_tensorflow_starts(proces
         assert_one_line_error(result, message)
         assert not tensorflow_started
     assert list((project / "model").iterdir()) == []
+
+
+def test_the_demo_preset_trains_with_its_cosine_schedule(processed_project, tmp_path):
+    # A smoke test of `make demo`'s training step: the demo architecture, batch and schedule.
+    from semantic_timbre import model_files
+    from semantic_timbre.vae import VAE
+
+    project = copy_project(processed_project, tmp_path / "project")
+    result = run_script(SCRIPT, "--preset", "demo", "--epochs", 2, "--validation-split", 0.1, cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "batch 16, learning rate 0.002 with cosine decay to 0.02x, epochs 1-2" in result.stdout
+    history = read_log(project)
+    assert [row["epoch"] for row in history] == [1, 2] and all(np.isfinite(row["val_loss"]) for row in history)
+    vae = VAE.load(project / "model")
+    assert vae.parameters[1] == list(model_files.DEMO_CONFIGURATION["conv_filters"])
+    assert vae.latent_space_dimension == model_files.DEMO_CONFIGURATION["latent_space_dimension"]
