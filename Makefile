@@ -31,8 +31,9 @@ demo: venv
 	$(PY) evaluate_timbre_generation_vae.py
 	$(PY) apply_timbre_descriptor.py audio/ModulationFX/Fluttery/0/1-5.wav Fuzz 75 -o singlesample/generated/A4_Fuzz75.wav --overwrite
 
+# Two worker processes, one test file each at a time (a file's fixtures are built once).
 test: venv
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n 2 --dist loadfile
 
 # The model tests again with oneDNN held to AVX2 kernels, as on CPUs without AVX-512 (CI runs it).
 test-avx2: venv

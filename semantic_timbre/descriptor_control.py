@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layout, safe_io
+from . import layout, processed_data, safe_io
 from .cli import UserError
 
 DIRECTIONS_FILE_NAME = "descriptor_directions.npz"
@@ -134,16 +134,11 @@ def data_fingerprint(model_dir, spectrograms_dir, minmax_dir) -> dict:
     model_dir, spectrograms_dir = Path(model_dir), Path(spectrograms_dir)
     model = {name: _file_stamp(model_dir / name, with_hash=True)
              for name in ("weights.h5", "parameters.json", "parameters.pkl")}
-    digest = hashlib.sha1()
-    names = sorted(note.spectrogram_name for note in layout.list_spectrograms(spectrograms_dir))
-    for name in names:
-        status = (spectrograms_dir / name).stat()
-        digest.update(f"{name}\t{status.st_size}\t{status.st_mtime_ns}\n".encode())
     return {
         "format": _CACHE_FORMAT,
         "latent_code": "mu",
         "model": model,
-        "spectrograms": {"count": len(names), "sha1_of_names_sizes_mtimes": digest.hexdigest()},
+        "spectrograms": processed_data.spectrograms_stamp(spectrograms_dir),
         "min_max": _file_stamp(Path(minmax_dir) / layout.MINMAX_FILE_NAME, with_hash=False),
     }
 

@@ -25,7 +25,6 @@ regression predicts the descriptor.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layout, safe_io
+from . import layout, processed_data, safe_io
 
 CACHE_FILE_NAME = "descriptor_judge.npz"
 FINGERPRINT_FILE_NAME = "descriptor_judge.json"
@@ -408,19 +407,13 @@ def _file_stamp(path: Path) -> dict | None:
 def data_fingerprint(spectrograms_dir, minmax_dir) -> dict:
     """What a trained judge depends on: the judge's version and settings, every spectrogram's
     name, size and modification time (as one sha1), and the min/max file's size and mtime."""
-    spectrograms_dir = Path(spectrograms_dir)
-    digest = hashlib.sha1()
-    names = sorted(note.spectrogram_name for note in layout.list_spectrograms(spectrograms_dir))
-    for name in names:
-        status = (spectrograms_dir / name).stat()
-        digest.update(f"{name}\t{status.st_size}\t{status.st_mtime_ns}\n".encode())
     return {
         "judge_version": JUDGE_VERSION,
         "classifier": CLASSIFIER,
         "features": len(feature_names()),
         "seed": SEED,
         "max_folds": MAX_FOLDS,
-        "spectrograms": {"count": len(names), "sha1_of_names_sizes_mtimes": digest.hexdigest()},
+        "spectrograms": processed_data.spectrograms_stamp(spectrograms_dir),
         "min_max": _file_stamp(Path(minmax_dir) / layout.MINMAX_FILE_NAME),
     }
 

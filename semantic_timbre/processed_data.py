@@ -7,6 +7,7 @@ the folders it was actually given.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -161,3 +162,15 @@ def min_max_of(min_max: dict, note: layout.Note) -> tuple[float, float]:
         raise ProcessedDataError(f"min/max of {note.spectrogram_name} in {path} is malformed "
                                  f"({str(entry)[:60]}): run '{command}' to redo it") from None
     return low, high
+
+
+def spectrograms_stamp(spectrograms_dir: str | Path) -> dict:
+    """A cheap fingerprint of a spectrograms folder for caches computed from it: the number of
+    spectrograms and one sha1 of every name, size and modification time (no file is read)."""
+    folder = Path(spectrograms_dir)
+    digest = hashlib.sha1()
+    names = sorted(note.spectrogram_name for note in layout.list_spectrograms(folder))
+    for name in names:
+        status = (folder / name).stat()
+        digest.update(f"{name}\t{status.st_size}\t{status.st_mtime_ns}\n".encode())
+    return {"count": len(names), "sha1_of_names_sizes_mtimes": digest.hexdigest()}

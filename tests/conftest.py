@@ -196,7 +196,7 @@ def processed_project(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_project(processed_project, tmp_path_factory) -> Path:
-    """processed_project plus model/ holding a tiny VAE trained 30 short epochs on its 21 spectrograms
+    """processed_project plus model/ holding a tiny VAE trained 20 short epochs on its 21 spectrograms
     (the thesis's kernels and strides, 8 filters per layer, latent size 8; read-only: copy it)."""
     import shutil
 
@@ -215,7 +215,7 @@ def trained_project(processed_project, tmp_path_factory) -> Path:
     # Enough steps for outputs that follow the input and beat the mean spectrogram, then the
     # batch-norm statistics re-estimated as training does; XLA would take longer to compile than to train.
     vae.compile(learning_rate=0.01, jit_compile=False)
-    vae.train(spectrograms, batch_size=3, num_epochs=30, verbose=0)
+    vae.train(spectrograms, batch_size=3, num_epochs=20, verbose=0)
     vae.recalibrate_batch_norm([spectrograms])
     vae.save(root / layout.MODEL_DIR)
     return root
