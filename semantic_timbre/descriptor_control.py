@@ -9,7 +9,6 @@ note's code and decoding applies the descriptor to the note.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 
@@ -147,31 +146,23 @@ def save_directions(model_dir, directions: dict[str, dict[int, np.ndarray]], fin
     """Write the directions (npz, fingerprint embedded) and a readable JSON fingerprint, atomically."""
     arrays = {f"{descriptor}/{magnitude}": vector
               for descriptor, by_magnitude in directions.items() for magnitude, vector in by_magnitude.items()}
-    text = json.dumps(fingerprint, sort_keys=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, fingerprint=np.array(text), **arrays)
-    safe_io.write_bytes_atomic(Path(model_dir) / DIRECTIONS_FILE_NAME, buffer.getvalue())
+    safe_io.save_npz_cache(Path(model_dir) / DIRECTIONS_FILE_NAME, arrays, fingerprint)
     safe_io.write_bytes_atomic(Path(model_dir) / FINGERPRINT_FILE_NAME,
                                (json.dumps(fingerprint, indent=2, sort_keys=True) + "\n").encode())
 
 
 def load_directions(model_dir, fingerprint: dict) -> dict[str, dict[int, np.ndarray]] | None:
     """Return the cached directions if they exist and were measured on the same model and data."""
-    path = Path(model_dir) / DIRECTIONS_FILE_NAME
-    if not path.is_file():
-        return None
+    cache = safe_io.load_npz_cache(Path(model_dir) / DIRECTIONS_FILE_NAME, fingerprint)
+    if cache is None:
+        return None  # none, unreadable or of another model or data: measured again
+    directions: dict[str, dict[int, np.ndarray]] = {}
     try:
-        with np.load(path, allow_pickle=False) as cache:
-            if "fingerprint" not in cache.files or str(cache["fingerprint"]) != json.dumps(fingerprint, sort_keys=True):
-                return None
-            directions: dict[str, dict[int, np.ndarray]] = {}
-            for key in cache.files:
-                if key == "fingerprint":
-                    continue
-                descriptor, magnitude = key.rsplit("/", 1)
-                directions.setdefault(descriptor, {})[int(magnitude)] = cache[key].astype(np.float32)
-    except (OSError, ValueError, KeyError):
-        return None  # an unreadable cache is simply measured again
+        for key, value in cache.items():
+            descriptor, magnitude = key.rsplit("/", 1)
+            directions.setdefault(descriptor, {})[int(magnitude)] = value.astype(np.float32)
+    except ValueError:
+        return None
     return directions or None
 
 

@@ -25,7 +25,6 @@ regression predicts the descriptor.
 from __future__ import annotations
 
 import functools
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -420,9 +419,7 @@ def data_fingerprint(spectrograms_dir, minmax_dir) -> dict:
 
 def save_judge(minmax_dir, judge: DescriptorJudge) -> Path:
     """Write the judge's arrays (fingerprint embedded) and a readable JSON beside them, atomically."""
-    text = json.dumps(judge.fingerprint, sort_keys=True)
     arrays = {
-        "fingerprint": np.array(text),
         "classes": judge.classes.astype(str),
         "names": judge.names.astype(str),
         "labels": judge.labels.astype(str),
@@ -435,10 +432,8 @@ def save_judge(minmax_dir, judge: DescriptorJudge) -> Path:
     for prefix, model in [("model", judge.model)] + [(f"fold{i}", m) for i, m in enumerate(judge.fold_models)]:
         for name in ("mean", "scale", "coef", "intercept"):
             arrays[f"{prefix}_{name}"] = getattr(model, name)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
     path = Path(minmax_dir) / CACHE_FILE_NAME
-    safe_io.write_bytes_atomic(path, buffer.getvalue())
+    safe_io.save_npz_cache(path, arrays, judge.fingerprint)
     readable = {"fingerprint": judge.fingerprint, "judge": judge.summary()}
     safe_io.write_bytes_atomic(Path(minmax_dir) / FINGERPRINT_FILE_NAME,
                                (json.dumps(readable, indent=2, sort_keys=True) + "\n").encode())
@@ -450,27 +445,23 @@ def load_judge(minmax_dir, fingerprint: dict) -> DescriptorJudge | None:
 
     Read with allow_pickle=False: only arrays of numbers and strings, nothing that runs code.
     """
-    path = Path(minmax_dir) / CACHE_FILE_NAME
-    if not path.is_file():
-        return None
+    cache = safe_io.load_npz_cache(Path(minmax_dir) / CACHE_FILE_NAME, fingerprint)
+    if cache is None:
+        return None  # none, unreadable or of other data: trained again
     try:
-        with np.load(path, allow_pickle=False) as cache:
-            if "fingerprint" not in cache.files or str(cache["fingerprint"]) != json.dumps(fingerprint, sort_keys=True):
-                return None
+        def model(prefix: str) -> LinearModel:
+            return LinearModel(*(cache[f"{prefix}_{name}"].astype(np.float64)
+                                 for name in ("mean", "scale", "coef", "intercept")))
 
-            def model(prefix: str) -> LinearModel:
-                return LinearModel(*(cache[f"{prefix}_{name}"].astype(np.float64)
-                                     for name in ("mean", "scale", "coef", "intercept")))
-
-            reason = str(cache["accuracy_reason"]) or None
-            judge = DescriptorJudge(
-                classes=cache["classes"].astype(str), model=model("model"), names=cache["names"].astype(str),
-                labels=cache["labels"].astype(str), magnitudes=cache["magnitudes"].astype(np.int64),
-                fold_models=[model(f"fold{i}") for i in range(int(cache["folds"]))],
-                test_fold=cache["test_fold"].astype(np.int64), out_of_fold=cache["out_of_fold"].astype(np.int64),
-                accuracy_reason=reason, fingerprint=fingerprint)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # an unreadable cache is simply trained again
+        reason = str(cache["accuracy_reason"]) or None
+        judge = DescriptorJudge(
+            classes=cache["classes"].astype(str), model=model("model"), names=cache["names"].astype(str),
+            labels=cache["labels"].astype(str), magnitudes=cache["magnitudes"].astype(np.int64),
+            fold_models=[model(f"fold{i}") for i in range(int(cache["folds"]))],
+            test_fold=cache["test_fold"].astype(np.int64), out_of_fold=cache["out_of_fold"].astype(np.int64),
+            accuracy_reason=reason, fingerprint=fingerprint)
+    except (ValueError, KeyError, TypeError):
+        return None  # a damaged cache is simply trained again
     return judge if _consistent(judge) else None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import pickle
 import secrets
@@ -53,6 +54,29 @@ def save_npy_atomic(path: str | Path, array: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.save(buffer, array)
     write_bytes_atomic(path, buffer.getvalue())
+
+
+def save_npz_cache(path: str | Path, arrays: dict, fingerprint: dict) -> None:
+    """Write a cache of arrays with its fingerprint (what it was computed from) embedded, atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, fingerprint=np.array(json.dumps(fingerprint, sort_keys=True)), **arrays)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def load_npz_cache(path: str | Path, fingerprint: dict) -> dict | None:
+    """The arrays of a cache written by save_npz_cache whose embedded fingerprint is `fingerprint`;
+    None when it is missing, unreadable or of other data. Read with allow_pickle=False: arrays of
+    numbers and strings only, nothing that runs code."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as cache:
+            if "fingerprint" not in cache.files or str(cache["fingerprint"]) != json.dumps(fingerprint, sort_keys=True):
+                return None
+            return {key: cache[key] for key in cache.files if key != "fingerprint"}
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def save_pickle_atomic(path: str | Path, obj) -> None:
