@@ -60,6 +60,14 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="keep the batch-norm moving statistics as training left them, as the thesis did "
                              "(by default they are re-estimated on the training data after the last epoch, "
                              "which makes inference match what training learned)")
+    parser.add_argument("--conditioning", choices=("none", "descriptor", "perceptual"), default="none",
+                        help="none: the thesis's VAE (default); descriptor: conditioned on a one-hot of the "
+                             "descriptor and the magnitude; perceptual: on the AudioCommons timbral features of "
+                             "each note's audio (computed once, cached in the min/max folder)")
+    parser.add_argument("--audio-dir", default="audio",
+                        help="the notes' audio, for --conditioning perceptual (default audio)")
+    parser.add_argument("--minmax-dir", default="minmax",
+                        help="where the perceptual features are cached (default minmax)")
     parser.add_argument("--filters", type=int, nargs="+", metavar="N",
                         help="override the convolution filters of the preset (same number of layers)")
     parser.add_argument("--latent", type=int, metavar="N", help="override the latent space dimension")
@@ -108,7 +116,8 @@ def main(argv=None) -> int:
         learning_rate_schedule=arguments.learning_rate_schedule or ("cosine" if demo else "constant"),
         resume=arguments.resume, tensorboard_dir=arguments.tensorboard, mixed_precision=arguments.mixed_precision,
         distribute=arguments.distribute, xla=arguments.xla,
-        recalibrate_batch_norm=arguments.recalibrate)
+        recalibrate_batch_norm=arguments.recalibrate, conditioning=arguments.conditioning,
+        audio_dir=arguments.audio_dir, minmax_dir=arguments.minmax_dir)
     training.check_options(options)
     if not training.already_done(options, training.resume_point(options)):
         quiet_tensorflow()

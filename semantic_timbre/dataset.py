@@ -151,8 +151,9 @@ def _decoder(layouts, shape):
 
 def spectrogram_dataset(paths, batch_size: int, shuffle: bool = True, seed: int = 0, first_epoch: int = 0,
                         repeat: bool = True, shard: tuple[int, int] | None = None, layouts=None,
-                        shape=SPECTROGRAM_SHAPE):
-    """A tf.data pipeline of spectrogram batches of shape (B, 512, 64, 1), float32, read from disk.
+                        shape=SPECTROGRAM_SHAPE, conditions=None):
+    """A tf.data pipeline of spectrogram batches of shape (B, 512, 64, 1), float32, read from disk
+    (with `conditions`: (spectrograms, conditions) batches, each file with its row).
 
     Parameters
     ----------
@@ -173,6 +174,8 @@ def spectrogram_dataset(paths, batch_size: int, shuffle: bool = True, seed: int 
         pipeline per worker under multi-worker training).
     layouts : list of NpyLayout or None
         The files' headers, as returned by check_spectrogram_files (read here when None).
+    conditions : np.ndarray (len(paths), size) or None
+        A conditioned model's condition of each file.
 
     Values are not checked for NaN here (see find_non_finite).
     """
@@ -196,12 +199,15 @@ def spectrogram_dataset(paths, batch_size: int, shuffle: bool = True, seed: int 
         files = tf.data.Dataset.from_tensor_slices(indices)
         if shard is not None:
             files = files.shard(*shard)
-        return files.map(lambda i: (tf.gather(names, i), tf.gather(offsets, i)))
+        return files.map(lambda i: (tf.gather(names, i), tf.gather(offsets, i), i))
+
+    table = None if conditions is None else tf.constant(np.asarray(conditions, dtype=np.float32))
 
     # No finiteness check in the pipeline: an error raised inside tf.data can hang the process at
     # exit. A NaN value shows as a NaN loss, and training then looks for the file (find_non_finite).
-    def load(path, offset):
-        return tf.expand_dims(decode(path, offset), -1)
+    def load(path, offset, index):
+        spectrogram = tf.expand_dims(decode(path, offset), -1)
+        return spectrogram if table is None else (spectrogram, tf.gather(table, index))
 
     def epoch_batches(epoch):
         return epoch_files(epoch).map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)

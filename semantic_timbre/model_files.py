@@ -133,6 +133,17 @@ def check_model_folder(folder: str | Path) -> list:
     return parameters
 
 
+def check_model_config(folder: str | Path):
+    """As check_model_folder, returning the whole conditioning.ModelConfig (conditioning included)."""
+    from .conditioning import ModelConfig
+
+    parameters = check_model_folder(folder)
+    json_path = Path(folder) / PARAMETERS_JSON
+    if json_path.is_file():
+        return ModelConfig.from_json(json.loads(json_path.read_text()), str(json_path))
+    return ModelConfig.from_parameters(parameters)
+
+
 def read_parameters(folder: str | Path) -> list:
     """Return the checked parameter list of a model folder (parameters.json, else parameters.pkl)."""
     folder = Path(folder)

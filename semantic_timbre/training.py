@@ -75,6 +75,9 @@ class TrainingOptions:
     distribute: str = "none"
     xla: str = "auto"  # "on", "off", or "auto": on with a GPU, off on CPUs (where it measured slower)
     recalibrate_batch_norm: bool = True  # False: keep the moving statistics training left (the thesis)
+    conditioning: str = "none"  # "none" (the thesis), "descriptor" or "perceptual" (conditioning.py)
+    audio_dir: str | Path = layout.AUDIO_DIR  # the notes' audio, for perceptual features not yet cached
+    minmax_dir: str | Path = layout.MINMAX_DIR  # where the perceptual features are cached
     files: list | None = None  # the spectrogram files, if already listed and checked (dataset.spectrogram_files)
     steps_per_epoch: int | None = None  # None: one pass over the training files (for benchmarks)
     verbose: int | None = None  # Keras verbosity; None: a progress bar on a terminal, else a line per epoch
@@ -145,8 +148,8 @@ def is_chief(strategy) -> bool:
 
 # ---------------------------------------------------------------- checkpoints
 
-def _fingerprint(parameters, spectrograms_dir, model_dir) -> dict:
-    return {"parameters": json.loads(json.dumps(parameters)),
+def _fingerprint(parameters, spectrograms_dir, model_dir, conditioning: str = "none") -> dict:
+    return {"parameters": json.loads(json.dumps(parameters)), "conditioning": conditioning,
             # relative to the model folder, both resolved: the same folder however it is typed
             # ('spectrograms', './spectrograms/', an absolute path), and a moved project still resumes
             "spectrograms_dir_from_model_dir": os.path.relpath(Path(spectrograms_dir).resolve(),
@@ -165,6 +168,9 @@ def _fingerprint_differences(stored: dict, current: dict, model_dir) -> list[str
                             in zip(PARAMETER_NAMES, stored_parameters, parameters) if old != new]
         else:
             differences.append("the architecture")
+    stored_conditioning = stored.get("conditioning", "none")
+    if stored_conditioning != current.get("conditioning", "none"):
+        differences.append(f"conditioning {current['conditioning']} here, {stored_conditioning} in the checkpoint")
     base = Path(model_dir).resolve()
     if "spectrograms_dir_from_model_dir" in stored:
         stored_folder = (base / stored["spectrograms_dir_from_model_dir"]).resolve()
@@ -392,10 +398,11 @@ def _log_losses_as_vectors(vae) -> None:
     vae.test_step = lambda data: {key: ops.reshape(value, (1,)) for key, value in test_step(data).items()}
 
 
-def recalibrate_batch_norm(vae, paths, batch_size: int, seed: int, log=print) -> None:
+def recalibrate_batch_norm(vae, paths, batch_size: int, seed: int, log=print, conditions=None) -> None:
     """Re-estimate the batch-norm statistics on up to RECALIBRATION_EXAMPLES shuffled training files."""
     count = min(len(paths), RECALIBRATION_EXAMPLES)
-    batches = dataset.spectrogram_dataset(paths, batch_size, shuffle=True, seed=seed + 1, repeat=False)
+    batches = dataset.spectrogram_dataset(paths, batch_size, shuffle=True, seed=seed + 1, repeat=False,
+                                          conditions=conditions)
     seen = vae.recalibrate_batch_norm(batch for _, batch in zip(range(dataset.steps_per_epoch(count, batch_size)),
                                                                  batches))
     log(f"re-estimated the batch-norm statistics on {seen} training spectrograms")
@@ -424,12 +431,12 @@ def learning_rate_of(options: TrainingOptions, steps_per_epoch: int):
                                                   alpha=COSINE_FINAL_FRACTION)
 
 
-def build_vae(configuration: dict, learning_rate, xla: bool = True):
-    """Build and compile the VAE of a configuration dict (vae.THESIS_CONFIGURATION's keys);
-    `learning_rate` is a number or a Keras schedule."""
+def build_vae(configuration: dict, learning_rate, xla: bool = True, conditioning=None):
+    """Build and compile the VAE of a configuration dict (vae.THESIS_CONFIGURATION's keys) and a
+    conditioning.Conditioning (None: unconditioned); `learning_rate` is a number or a Keras schedule."""
     from . import vae as vae_module
 
-    model = vae_module.VAE(*_parameters_of(configuration))
+    model = vae_module.VAE(*_parameters_of(configuration), conditioning=conditioning)
     model.compile(learning_rate=learning_rate, jit_compile=xla)
     return model
 
@@ -449,6 +456,32 @@ def check_options(options: TrainingOptions) -> None:
         raise UserError(f"unknown mixed precision '{options.mixed_precision}': choose off, bfloat16 or float16")
     if options.xla not in ("auto", "on", "off"):
         raise UserError(f"unknown XLA setting '{options.xla}': choose auto, on or off")
+    from .conditioning import CONDITIONINGS
+
+    if options.conditioning not in CONDITIONINGS:
+        raise UserError(f"unknown conditioning '{options.conditioning}': choose {', '.join(CONDITIONINGS)}")
+
+
+def training_conditions(options: TrainingOptions, training_paths, validation_paths):
+    """(Conditioning or None, training conditions, validation conditions) of a run: each file's
+    condition, the perceptual features normalised over the training files only."""
+    from . import conditioning
+
+    if options.conditioning == "none":
+        return None, None, None
+    training_notes = [layout.parse_spectrogram_name(Path(path).name) for path in training_paths]
+    validation_notes = [layout.parse_spectrogram_name(Path(path).name) for path in validation_paths]
+    if options.conditioning == "descriptor":
+        spec = conditioning.Conditioning.descriptor(training_notes)
+    else:
+        from .perceptual import note_features
+
+        features = note_features(training_notes + validation_notes, audio_dir=options.audio_dir,
+                                 minmax_dir=options.minmax_dir, log=options.log)
+        spec = conditioning.Conditioning.perceptual(training_notes, features[:len(training_notes)])
+    conditions = conditioning.note_conditions(spec, training_notes + validation_notes,
+                                              audio_dir=options.audio_dir, minmax_dir=options.minmax_dir)
+    return spec, conditions[:len(training_notes)], conditions[len(training_notes):]
 
 
 def _parameters_of(configuration: dict) -> list:
@@ -479,7 +512,8 @@ def resume_point(options: TrainingOptions) -> dict | None:
         raise CheckpointError(f"there is no checkpoint to resume from in {ckpt.parent}/: train without --resume")
     ways_on = "add --restart to train from scratch and replace it, or choose another --model-dir to keep it"
     if meta is not None:
-        fingerprint = _fingerprint(_parameters_of(options.configuration), options.spectrograms_dir, model_dir)
+        fingerprint = _fingerprint(_parameters_of(options.configuration), options.spectrograms_dir, model_dir,
+                                   options.conditioning)
         differences = _fingerprint_differences(meta["fingerprint"], fingerprint, model_dir)
         if differences:
             raise CheckpointError(f"the checkpoint in {ckpt.parent}/ (epoch {meta['epoch']}) was trained with "
@@ -502,10 +536,10 @@ def finished_model_exists(model_dir) -> bool:
     return (Path(model_dir) / WEIGHTS_FILE).exists()
 
 
-def _finish(vae, options, model_dir, training_paths, validation_paths, log) -> None:
+def _finish(vae, options, model_dir, training_paths, validation_paths, log, conditions=None) -> None:
     """After the last epoch: re-estimate the batch-norm statistics, save the model and the split."""
     if options.recalibrate_batch_norm:
-        recalibrate_batch_norm(vae, training_paths, options.batch_size, options.seed, log)
+        recalibrate_batch_norm(vae, training_paths, options.batch_size, options.seed, log, conditions)
     vae.save(str(model_dir))
     write_validation_split(model_dir, validation_paths)
     log(f"saved the model in {model_dir}/ (training log {model_dir / LOG_FILE_NAME}, "
@@ -539,7 +573,8 @@ def train(options: TrainingOptions) -> TrainingResult:
     except ValueError as error:
         raise UserError(str(error)) from None
     configuration = options.configuration
-    fingerprint = _fingerprint(_parameters_of(configuration), options.spectrograms_dir, model_dir)
+    fingerprint = _fingerprint(_parameters_of(configuration), options.spectrograms_dir, model_dir,
+                               options.conditioning)
     ckpt = checkpoint_path(model_dir)
     meta = resume_point(options)  # before building anything
     if already_done(options, meta):
@@ -548,6 +583,11 @@ def train(options: TrainingOptions) -> TrainingResult:
             "train again")
         history = [row for row in meta["history"] if row["epoch"] <= int(meta["epoch"])]
         return TrainingResult(int(meta["epoch"]), int(meta["epoch"]), history, 0.0)
+    # Before TensorFlow starts: perceptual features may be computed in worker processes.
+    spec, training_conditions_, validation_conditions = training_conditions(options, training_paths, validation_paths)
+    if spec is not None:
+        log(f"conditioning: {spec.kind} ({spec.size} values: {', '.join(spec.names[:7])}"
+            f"{', ...' if spec.size > 7 else ''})")
 
     import keras
     import tensorflow as tf
@@ -574,7 +614,7 @@ def train(options: TrainingOptions) -> TrainingResult:
         if policy:
             keras.mixed_precision.set_global_policy(policy)
         with strategy.scope():
-            vae = build_vae(configuration, learning_rate_of(options, steps), xla)
+            vae = build_vae(configuration, learning_rate_of(options, steps), xla, spec)
             if options.distribute == "multi-worker":
                 _log_losses_as_vectors(vae)
             history: list = []
@@ -592,7 +632,7 @@ def train(options: TrainingOptions) -> TrainingResult:
         log(f"the checkpoint in {ckpt.parent}/ has already trained {first_epoch} epochs (asked for "
             f"{options.epochs}): saving its model")
         if chief:
-            _finish(vae, options, model_dir, training_paths, validation_paths, log)
+            _finish(vae, options, model_dir, training_paths, validation_paths, log, training_conditions_)
         return TrainingResult(first_epoch, first_epoch, history, 0.0)
     if meta is not None:
         log(f"resuming from the checkpoint in {ckpt.parent}/ after epoch {first_epoch} of {options.epochs} "
@@ -605,7 +645,8 @@ def train(options: TrainingOptions) -> TrainingResult:
                 input_context.num_replicas_in_sync // input_context.num_input_pipelines)
             shard = (input_context.num_input_pipelines, input_context.input_pipeline_id)
         return dataset.spectrogram_dataset(training_paths, batch, shuffle=True, seed=options.seed,
-                                           first_epoch=first_epoch, repeat=True, shard=shard)
+                                           first_epoch=first_epoch, repeat=True, shard=shard,
+                                           conditions=training_conditions_)
 
     if options.distribute == "multi-worker":
         training_data = strategy.distribute_datasets_from_function(make_training_data)
@@ -614,7 +655,7 @@ def train(options: TrainingOptions) -> TrainingResult:
     validation_data = None
     if validation_paths:
         validation_data = dataset.spectrogram_dataset(validation_paths, options.batch_size, shuffle=False,
-                                                      repeat=False)
+                                                      repeat=False, conditions=validation_conditions)
     recorder = _epoch_recorder(vae, model_dir, fingerprint, history, chief)
     callbacks = [recorder]
     if options.tensorboard_dir:
@@ -646,7 +687,7 @@ def train(options: TrainingOptions) -> TrainingResult:
                                     f"the model files in {model_dir}/ are untouched; lower the learning rate "
                                     "(--learning-rate) and resume")
     if chief:
-        _finish(vae, options, model_dir, training_paths, validation_paths, log)
+        _finish(vae, options, model_dir, training_paths, validation_paths, log, training_conditions_)
     seconds = sum(recorder.seconds)
     examples = min(len(training_paths), steps * options.batch_size)
     speed = examples * len(recorder.seconds) / seconds if seconds else 0.0

@@ -17,6 +17,7 @@ layers in build order, as Keras 2 itself loaded them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import pickle
@@ -29,8 +30,8 @@ from . import layout, safe_io
 from .cli import quiet_tensorflow
 from .model_files import (  # noqa: F401  (re-exported: the model folder's API)
     DEMO_CONFIGURATION, PARAMETER_NAMES, PARAMETERS_JSON, PARAMETERS_PICKLE, RUN_TRAINING, THESIS_CONFIGURATION,
-    WEIGHTS_FILE, ModelFolderError, _as_tuples, check_model_folder, check_parameters, read_legacy_weights, read_parameters,
-    write_legacy_weights)
+    WEIGHTS_FILE, ModelFolderError, _as_tuples, check_model_config, check_model_folder, check_parameters,
+    read_legacy_weights, read_parameters, write_legacy_weights)
 
 quiet_tensorflow()
 
@@ -79,15 +80,20 @@ class Sampling(layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
-def _build_encoder(input_shape, filters, kernels, strides, latent, names, seed):
-    inputs = keras.Input(shape=tuple(input_shape), name="input_1")
-    x = inputs
+def _build_encoder(input_shape, filters, kernels, strides, latent, names, seed, condition_size=0):
+    spectrogram = keras.Input(shape=tuple(input_shape), name="input_1" if not condition_size else "spectrogram")
+    inputs = spectrogram
+    x = spectrogram
     for count, kernel, stride in zip(filters, kernels, strides):
         x = layers.Conv2D(count, _pair(kernel), strides=_pair(stride), padding="same", name=names("conv2d"))(x)
         x = layers.ReLU(name=names("re_lu"))(x)
         x = layers.BatchNormalization(name=names("batch_normalization"))(x)
     shape_before_bottleneck = tuple(int(size) for size in x.shape[1:])
     x = layers.Flatten(name=names("flatten"))(x)
+    if condition_size:  # a conditioned model: the condition beside the flattened features
+        condition = keras.Input(shape=(condition_size,), name="condition")
+        inputs = {"spectrogram": spectrogram, "condition": condition}
+        x = layers.Concatenate(name="encoder_condition")([x, condition])
     # The distribution's parameters and the sample stay float32 under mixed precision.
     mu = layers.Dense(latent, name="mu", dtype="float32")(x)
     log_variance = layers.Dense(latent, name="log_variance", dtype="float32")(x)
@@ -95,9 +101,14 @@ def _build_encoder(input_shape, filters, kernels, strides, latent, names, seed):
     return keras.Model(inputs, [mu, log_variance, z], name="encoder"), shape_before_bottleneck
 
 
-def _build_decoder(shape_before_bottleneck, filters, kernels, strides, latent, names):
-    inputs = keras.Input(shape=(latent,), name="input_2")
-    x = layers.Dense(math.prod(shape_before_bottleneck), name=names("dense"))(inputs)
+def _build_decoder(shape_before_bottleneck, filters, kernels, strides, latent, names, condition_size=0):
+    z = keras.Input(shape=(latent,), name="input_2" if not condition_size else "z")
+    inputs, x = z, z
+    if condition_size:  # a conditioned model: the condition beside z
+        condition = keras.Input(shape=(condition_size,), name="condition")
+        inputs = {"z": z, "condition": condition}
+        x = layers.Concatenate(name="decoder_condition")([z, condition])
+    x = layers.Dense(math.prod(shape_before_bottleneck), name=names("dense"))(x)
     x = layers.Reshape(shape_before_bottleneck, name=names("reshape"))(x)
     for index in reversed(range(1, len(filters))):
         x = layers.Conv2DTranspose(filters[index], _pair(kernels[index]), strides=_pair(strides[index]),
@@ -122,11 +133,15 @@ class VAE(keras.Model):
         stride is an int or a (height, width) pair
     latent_space_dimension : size of the latent space
     seed : optional seed of the sampling layer used in training (None: Keras's global seed)
+    conditioning : conditioning.Conditioning or None (the thesis's unconditioned VAE). A
+        conditioned model's encoder and decoder take named inputs {"spectrogram" or "z",
+        "condition"}; its methods take `conditions` (N, conditioning.size), one row per note.
 
     Attributes
     ----------
     encoder : keras.Model, spectrograms (N, *input_shape) -> [mu, log_variance, z]
     decoder : keras.Model, latent codes (N, latent) -> spectrograms (N, *input_shape) in [0, 1]
+    config : conditioning.ModelConfig, the architecture and the conditioning
     model : the whole model decoder(encoder(x)) (the VAE itself), the thesis's attribute
     latent_space_dimension : int
     parameters : the thesis's list [input_shape, conv_filters, conv_kernels, conv_strides,
@@ -134,10 +149,14 @@ class VAE(keras.Model):
     """
 
     def __init__(self, input_shape, conv_filters, conv_kernels, conv_strides, latent_space_dimension,
-                 seed=None, name="vae", **kwargs):
+                 seed=None, name="vae", conditioning=None, **kwargs):
+        from .conditioning import Conditioning, ModelConfig
+
         parameters = check_parameters([input_shape, conv_filters, conv_kernels, conv_strides,
                                        latent_space_dimension], "the VAE's parameters")
         super().__init__(name=name, **kwargs)
+        self._config = ModelConfig.from_parameters(parameters, conditioning or Conditioning())
+        condition_size = self._config.conditioning.size
         input_shape, conv_filters, conv_kernels, conv_strides, latent_space_dimension = parameters
         self._parameters_json = json.dumps(parameters)  # a string: no Keras tracking wrappers
         self._parameters_pickle = pickle.dumps(parameters)
@@ -145,9 +164,9 @@ class VAE(keras.Model):
         self._spectrogram_shape = tuple(int(size) for size in input_shape)
         names = _Keras2Names()
         self.encoder, bottleneck = _build_encoder(input_shape, conv_filters, conv_kernels, conv_strides,
-                                                  self.latent_space_dimension, names, seed)
+                                                  self.latent_space_dimension, names, seed, condition_size)
         self.decoder = _build_decoder(bottleneck, conv_filters, conv_kernels, conv_strides,
-                                      self.latent_space_dimension, names)
+                                      self.latent_space_dimension, names, condition_size)
         output_shape = tuple(int(size) for size in self.decoder.output.shape[1:])
         if output_shape != self._spectrogram_shape:
             raise ModelFolderError(
@@ -158,6 +177,19 @@ class VAE(keras.Model):
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
         self.built = True
         self._inference = {}
+
+    @classmethod
+    def from_config(cls, config, seed=None) -> "VAE":
+        """Build the model a conditioning.ModelConfig describes."""
+        return cls(*config.parameters, seed=seed, conditioning=config.conditioning)
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def conditioning(self):
+        return self._config.conditioning
 
     # -- thesis attributes
 
@@ -174,9 +206,17 @@ class VAE(keras.Model):
         """The whole model, decoder(encoder(x)), as the thesis's class had it (this object itself)."""
         return self
 
+    def _encoder_inputs(self, spectrograms, conditions):
+        return {"spectrogram": spectrograms, "condition": conditions} if self.conditioning.size else spectrograms
+
+    def _decoder_inputs(self, z, conditions):
+        return {"z": z, "condition": conditions} if self.conditioning.size else z
+
     def call(self, inputs, training=None):
-        _, _, z = self.encoder(inputs, training=training)
-        return self.decoder(z, training=training)
+        spectrograms, conditions = (inputs["spectrogram"], inputs["condition"]) if isinstance(inputs, dict) \
+            else (inputs, None)
+        _, _, z = self.encoder(self._encoder_inputs(spectrograms, conditions), training=training)
+        return self.decoder(self._decoder_inputs(z, conditions), training=training)
 
     def summary(self, *args, **kwargs):
         """Print the encoder's, the decoder's and the whole model's summaries (as the thesis did)."""
@@ -200,11 +240,11 @@ class VAE(keras.Model):
         kwargs.setdefault("optimizer", keras.optimizers.Adam(learning_rate=learning_rate))
         super().compile(jit_compile=jit_compile, **kwargs)
 
-    def compute_losses(self, spectrograms, training=False):
+    def compute_losses(self, spectrograms, training=False, conditions=None):
         """Return (total, reconstruction, kl, reconstructions): losses averaged over the batch,
         computed in float32 whatever the compute precision."""
-        mu, log_variance, z = self.encoder(spectrograms, training=training)
-        reconstructions = self.decoder(z, training=training)
+        mu, log_variance, z = self.encoder(self._encoder_inputs(spectrograms, conditions), training=training)
+        reconstructions = self.decoder(self._decoder_inputs(z, conditions), training=training)
         target = ops.cast(spectrograms, "float32")
         mu, log_variance = ops.cast(mu, "float32"), ops.cast(log_variance, "float32")
         squared_error = ops.square(target - ops.cast(reconstructions, "float32"))
@@ -213,13 +253,20 @@ class VAE(keras.Model):
         kl = ops.mean(-0.5 * ops.sum(1 + log_variance - ops.square(mu) - ops.exp(log_variance), axis=1))
         return reconstruction + kl, reconstruction, kl, reconstructions
 
-    @staticmethod
-    def _spectrograms_of(data):
+    def _unpack(self, data):
+        """(spectrograms, conditions) of a batch: x, (x,), (x, conditions) or {"spectrogram", "condition"}."""
+        conditions = None
+        if isinstance(data, dict):
+            data, conditions = data["spectrogram"], data.get("condition")
+        elif isinstance(data, (tuple, list)) and self.conditioning.size:
+            data, conditions = data[0], data[1] if len(data) > 1 else None
         while isinstance(data, (tuple, list)):  # (x,), (x, y) or (x, y, sample_weight): x is the target
             data = data[0]
         if len(data.shape) == 3:
             data = ops.expand_dims(data, -1)
-        return data
+        if self.conditioning.size and conditions is None:
+            raise ValueError(f"this {self.conditioning.kind}-conditioned model needs a condition per spectrogram")
+        return data, conditions
 
     def _track(self, total, reconstruction, kl):
         self.total_loss_tracker.update_state(total)
@@ -230,9 +277,9 @@ class VAE(keras.Model):
     def train_step(self, data):
         import tensorflow as tf
 
-        spectrograms = self._spectrograms_of(data)
+        spectrograms, conditions = self._unpack(data)
         with tf.GradientTape() as tape:
-            total, reconstruction, kl, _ = self.compute_losses(spectrograms, training=True)
+            total, reconstruction, kl, _ = self.compute_losses(spectrograms, training=True, conditions=conditions)
             # Gradients are summed over replicas under tf.distribute: scale so that they average.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled = total / replicas if replicas > 1 else total
@@ -242,20 +289,24 @@ class VAE(keras.Model):
         return self._track(total, reconstruction, kl)
 
     def test_step(self, data):
-        total, reconstruction, kl, _ = self.compute_losses(self._spectrograms_of(data), training=False)
+        spectrograms, conditions = self._unpack(data)
+        total, reconstruction, kl, _ = self.compute_losses(spectrograms, training=False, conditions=conditions)
         return self._track(total, reconstruction, kl)
 
-    def train(self, x, batch_size=64, num_epochs=300, **fit_kwargs):
+    def train(self, x, batch_size=64, num_epochs=300, conditions=None, **fit_kwargs):
         """Train on `x` (a numpy array of spectrograms or a batched tf.data.Dataset); return the History.
 
-        A numpy array is shuffled every epoch, as in the thesis; extra keyword arguments go to fit.
+        A numpy array is shuffled every epoch, as in the thesis; a conditioned model takes its
+        `conditions` (N, size) beside it (a dataset yields (spectrograms, conditions) batches).
+        Extra keyword arguments go to fit.
         """
         if getattr(self, "optimizer", None) is None:
             self.compile()
         if isinstance(x, np.ndarray):
             x = self._as_batch(x)
             fit_kwargs.setdefault("shuffle", True)
-            return self.fit(x, batch_size=batch_size, epochs=num_epochs, **fit_kwargs)
+            y = self._as_conditions(conditions, len(x)) if self.conditioning.size else None
+            return self.fit(x, y, batch_size=batch_size, epochs=num_epochs, **fit_kwargs)
         fit_kwargs.setdefault("shuffle", False)  # a dataset shuffles itself
         return self.fit(x, epochs=num_epochs, **fit_kwargs)
 
@@ -270,28 +321,48 @@ class VAE(keras.Model):
                              f"or (N, {', '.join(map(str, self._spectrogram_shape[:-1]))}), got {spectrograms.shape}")
         return spectrograms
 
-    def _infer(self, which: str, batch: np.ndarray):
+    def _as_conditions(self, conditions, count: int) -> np.ndarray:
+        """The conditions (count, size) a conditioned model needs, checked; an empty array when unconditioned."""
+        size = self.conditioning.size
+        if not size:
+            if conditions is not None:
+                raise ValueError("this model is not conditioned: give no conditions")
+            return np.zeros((count, 0), np.float32)
+        if conditions is None:
+            raise ValueError(f"this {self.conditioning.kind}-conditioned model needs conditions of shape ({count}, {size})")
+        conditions = np.asarray(conditions, dtype=np.float32)
+        if conditions.shape != (count, size) or not np.all(np.isfinite(conditions)):
+            raise ValueError(f"expected finite conditions of shape ({count}, {size}) "
+                             f"({', '.join(self.conditioning.names)}), got {conditions.shape}")
+        return conditions
+
+    def _infer(self, which: str, batch: np.ndarray, conditions: np.ndarray):
         import tensorflow as tf
 
         function = self._inference.get(which)
         if function is None:
             if which == "encode":
-                function = tf.function(lambda x: self.encoder(x, training=False)[:2], reduce_retracing=True, autograph=False)
+                function = tf.function(lambda x, c: self.encoder(self._encoder_inputs(x, c), training=False)[:2],
+                                       reduce_retracing=True, autograph=False)
             else:
-                function = tf.function(lambda z: self.decoder(z, training=False), reduce_retracing=True, autograph=False)
+                function = tf.function(lambda z, c: self.decoder(self._decoder_inputs(z, c), training=False),
+                                       reduce_retracing=True, autograph=False)
             self._inference[which] = function
-        return function(tf.constant(batch))
+        return function(tf.constant(batch), tf.constant(conditions))
 
-    def encode(self, spectrograms, batch_size=64, seed=None):
-        """Encode spectrograms (N, 512, 64) or (N, 512, 64, 1) in batches.
+    def encode(self, spectrograms, batch_size=64, seed=None, *, conditions=None):
+        """Encode spectrograms (N, 512, 64) or (N, 512, 64, 1) in batches (a conditioned model:
+        with their `conditions` (N, size)).
 
         Returns (mu, log_variance, z), float32 arrays of shape (N, latent), with
         z = mu + exp(log_variance / 2) * eps and eps drawn by numpy.random.default_rng(seed).
         """
         spectrograms = self._as_batch(spectrograms)
+        conditions = self._as_conditions(conditions, len(spectrograms))
         mus, log_variances = [], []
         for start in range(0, len(spectrograms), batch_size):
-            mu, log_variance = self._infer("encode", spectrograms[start:start + batch_size])
+            mu, log_variance = self._infer("encode", spectrograms[start:start + batch_size],
+                                           conditions[start:start + batch_size])
             mus.append(np.asarray(mu, dtype=np.float32))
             log_variances.append(np.asarray(log_variance, dtype=np.float32))
         empty = np.zeros((0, self.latent_space_dimension), np.float32)
@@ -301,19 +372,23 @@ class VAE(keras.Model):
         z = (mu + np.exp(log_variance / 2) * epsilon).astype(np.float32)
         return mu, log_variance, z
 
-    def decode(self, latent, batch_size=64):
-        """Decode latent codes (N, latent) in batches into spectrograms (N, 512, 64, 1), float32 in [0, 1]."""
+    def decode(self, latent, batch_size=64, *, conditions=None):
+        """Decode latent codes (N, latent) in batches (a conditioned model: with the `conditions`
+        (N, size) to decode them with) into spectrograms (N, 512, 64, 1), float32 in [0, 1]."""
         latent = np.asarray(latent, dtype=np.float32)
         if latent.ndim != 2 or latent.shape[1] != self.latent_space_dimension:
             raise ValueError(f"expected latent codes of shape (N, {self.latent_space_dimension}), got {latent.shape}")
-        outputs = [np.asarray(self._infer("decode", latent[start:start + batch_size]), dtype=np.float32)
+        conditions = self._as_conditions(conditions, len(latent))
+        outputs = [np.asarray(self._infer("decode", latent[start:start + batch_size],
+                                          conditions[start:start + batch_size]), dtype=np.float32)
                    for start in range(0, len(latent), batch_size)]
         return np.concatenate(outputs) if outputs else np.zeros((0, *self._spectrogram_shape), np.float32)
 
-    def reconstruct(self, spectrograms, seed=None, batch_size=64):
-        """Return (reconstructions, z): the decoded samples z of the encoded spectrograms."""
-        _, _, z = self.encode(spectrograms, batch_size=batch_size, seed=seed)
-        return self.decode(z, batch_size=batch_size), z
+    def reconstruct(self, spectrograms, seed=None, batch_size=64, *, conditions=None):
+        """Return (reconstructions, z): the decoded samples z of the encoded spectrograms (each
+        with its own condition for a conditioned model)."""
+        _, _, z = self.encode(spectrograms, batch_size=batch_size, seed=seed, conditions=conditions)
+        return self.decode(z, batch_size=batch_size, conditions=conditions), z
 
     def recalibrate_batch_norm(self, batches) -> int:
         """Re-estimate every BatchNormalization layer's moving mean and variance from `batches`.
@@ -331,9 +406,12 @@ class VAE(keras.Model):
             for index, batch in enumerate(batches):
                 for layer in norms:
                     layer.momentum = index / (index + 1)  # a running average over the batches so far
-                batch = self._as_batch(batch)
-                _, _, z = self.encoder(batch, training=True)
-                self.decoder(z, training=True)
+                batch, conditions = self._unpack(batch)
+                batch = ops.convert_to_tensor(self._as_batch(batch))
+                if conditions is not None:
+                    conditions = ops.convert_to_tensor(self._as_conditions(conditions, len(batch)))
+                _, _, z = self.encoder(self._encoder_inputs(batch, conditions), training=True)
+                self.decoder(self._decoder_inputs(z, conditions), training=True)
                 seen += len(batch)
         finally:
             for layer, momentum in zip(norms, momenta):
@@ -345,21 +423,26 @@ class VAE(keras.Model):
     def save(self, folder=layout.MODEL_DIR):
         """Write parameters.pkl, parameters.json and weights.h5 (Keras 2's legacy layout) to `folder`.
 
+        A conditioned model writes no parameters.pkl (the thesis's code could not build it; one
+        left there by an earlier model is removed): its parameters.json holds the conditioning.
         Each file is written to a temporary name and renamed into place only when complete, so an
         interrupted save leaves the previous files, never half-written weights. Refuses NaN weights.
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        parameters = self.parameters
-        with safe_io.atomic_path(folder / WEIGHTS_FILE) as weights_temporary, \
-                safe_io.atomic_path(folder / PARAMETERS_PICKLE) as pickle_temporary, \
-                safe_io.atomic_path(folder / PARAMETERS_JSON) as json_temporary:
-            write_legacy_weights(weights_temporary, self, parameters)
-            with open(pickle_temporary, "wb") as handle:
-                pickle.dump(list(_as_tuples(parameters)), handle, protocol=4)
-            json_temporary.write_text(json.dumps(dict(zip(PARAMETER_NAMES, parameters)), indent=1) + "\n")
+        parameters, config = self.parameters, self.config
+        recorded = config.to_json() if config.conditioned else parameters
+        with contextlib.ExitStack() as stack:
+            weights_temporary = stack.enter_context(safe_io.atomic_path(folder / WEIGHTS_FILE))
+            if not config.conditioned:
+                with open(stack.enter_context(safe_io.atomic_path(folder / PARAMETERS_PICKLE)), "wb") as handle:
+                    pickle.dump(list(_as_tuples(parameters)), handle, protocol=4)
+            stack.enter_context(safe_io.atomic_path(folder / PARAMETERS_JSON)).write_text(config.dumps())
+            write_legacy_weights(weights_temporary, self, recorded)
         # The renames happen in reverse order on leaving: json, pickle, then weights.h5. A crash in
         # between leaves weights.h5 whose recorded parameters differ, which load() reports.
+        if config.conditioned:
+            (folder / PARAMETERS_PICKLE).unlink(missing_ok=True)
 
     @classmethod
     def load(cls, folder=layout.MODEL_DIR):
@@ -373,9 +456,9 @@ class VAE(keras.Model):
             If parameters.pkl would build anything but plain data (nothing of it runs).
         """
         folder = Path(folder)
-        parameters = check_model_folder(folder)
-        vae = cls(*parameters)
-        read_legacy_weights(folder / WEIGHTS_FILE, vae, parameters)
+        config = check_model_config(folder)
+        vae = cls.from_config(config)
+        read_legacy_weights(folder / WEIGHTS_FILE, vae, config.to_json() if config.conditioned else config.parameters)
         return vae
 
 

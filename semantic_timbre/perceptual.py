@@ -1,0 +1,211 @@
+"""The AudioCommons timbral features of a note's audio, the perceptual VAE's condition.
+
+Seven features (hardness, depth, brightness, roughness, warmth, sharpness, boominess), each a
+regression model of listening tests, computed by `timbral_models` (0.4.0), the AudioCommons
+project's reference implementation: it is the one the latent-space study names, and the other
+candidates (pytimbre's Timbre Toolbox, essentia) compute other descriptors. It predates numpy 2
+and librosa 0.10, so `_compatible_libraries` gives it, only while it runs, the three calls it
+makes in their old form (np.lib.pad, librosa's positional y/sr); it is installed without its
+metadata's retired 'sklearn' dependency (requirements-nodeps.txt).
+
+Features are computed once per audio file and cached in minmax/perceptual_features.npz, one row
+per spectrogram name with the audio file's size and modification time, so an edited or new note
+is computed again and the others are not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import layout, safe_io
+from .cli import UserError
+
+FEATURES = ("hardness", "depth", "brightness", "roughness", "warmth", "sharpness", "boominess")
+_FUNCTIONS = ("timbral_hardness", "timbral_depth", "timbral_brightness", "timbral_roughness", "timbral_warmth",
+              "timbral_sharpness", "timbral_booming")
+CACHE_FILE_NAME = "perceptual_features.npz"
+_FINGERPRINT = {"features": list(FEATURES), "implementation": "timbral_models 0.4.0", "version": 1}
+_SAVE_EVERY = 200  # notes: an interrupted run keeps what it computed
+
+
+class PerceptualFeaturesError(UserError):
+    """The perceptual features of some notes cannot be had (no audio, unreadable audio)."""
+
+
+def cache_path(minmax_dir=layout.MINMAX_DIR) -> Path:
+    return Path(minmax_dir) / CACHE_FILE_NAME
+
+
+@contextlib.contextmanager
+def _compatible_libraries():
+    """The numpy and librosa calls timbral_models 0.4.0 makes, in the form it makes them, while it runs."""
+    import librosa
+
+    def keywords(function, names):
+        @functools.wraps(function)
+        def call(*args, **kwargs):
+            kwargs.update(zip(names, args))
+            return function(**kwargs)
+        return call
+
+    patches = [(np.lib, "pad", np.pad),
+               (librosa.onset, "onset_detect", keywords(librosa.onset.onset_detect, ("y", "sr"))),
+               (librosa.onset, "onset_strength", keywords(librosa.onset.onset_strength, ("y", "sr"))),
+               (librosa.core, "resample", keywords(librosa.resample, ("y", "orig_sr", "target_sr")))]
+    saved = [(owner, name, owner.__dict__.get(name, None)) for owner, name, _ in patches]
+    try:
+        for owner, name, replacement in patches:
+            setattr(owner, name, replacement)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for owner, name, original in saved:
+            if original is None:
+                with contextlib.suppress(AttributeError):
+                    delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+def timbral_features(audio, *, sample_rate: int | None = None) -> np.ndarray:
+    """The seven AudioCommons timbral features of one note.
+
+    Parameters
+    ----------
+    audio : str, Path or np.ndarray
+        An audio file, or mono samples (then `sample_rate` is needed).
+    sample_rate : int, optional
+        Sample rate of `audio` when it is an array.
+
+    Returns
+    -------
+    features : np.ndarray, shape (7,), float64, in the order of `FEATURES`.
+    """
+    import timbral_models
+
+    if isinstance(audio, (str, Path)):
+        source, rate = str(audio), 0
+    else:
+        source, rate = np.asarray(audio, dtype=np.float64), int(sample_rate or 0)
+        if not rate:
+            raise ValueError("sample_rate is needed for an array of samples")
+    with _compatible_libraries():
+        values = [float(getattr(timbral_models, name)(source, fs=rate)) for name in _FUNCTIONS]
+    return np.array(values, dtype=np.float64)
+
+
+def _features_of_file(path: str) -> tuple[str, np.ndarray | None, str]:
+    try:
+        return path, timbral_features(path), ""
+    except Exception as error:  # noqa: BLE001  (reported per file by the caller)
+        return path, None, f"{type(error).__name__}: {error}"
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
+
+
+def audio_path(note: layout.Note, audio_dir=layout.AUDIO_DIR) -> Path | None:
+    """The audio file of `note` under `audio_dir` (its group folder found by looking), or None."""
+    relative = Path(note.descriptor) / str(note.magnitude) / note.subfolder / note.file_name
+    root = Path(audio_dir)
+    for group in sorted(root.iterdir()) if root.is_dir() else ():
+        candidate = group / relative
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_cache(minmax_dir=layout.MINMAX_DIR) -> dict[str, tuple[np.ndarray, tuple[int, int]]]:
+    """{spectrogram name: (features, (audio size, audio mtime_ns))} of the cache; empty when none."""
+    cache = safe_io.load_npz_cache(cache_path(minmax_dir), _FINGERPRINT)
+    if cache is None:
+        return {}
+    return {str(name): (features, (int(stamp[0]), int(stamp[1])))
+            for name, features, stamp in zip(cache["names"], cache["features"], cache["stamps"])}
+
+
+def _save_cache(minmax_dir, entries: dict) -> None:
+    names = sorted(entries)
+    safe_io.save_npz_cache(cache_path(minmax_dir), {
+        "names": np.array(names, dtype=str),
+        "features": np.array([entries[name][0] for name in names], dtype=np.float64).reshape(-1, len(FEATURES)),
+        "stamps": np.array([entries[name][1] for name in names], dtype=np.int64).reshape(-1, 2)}, _FINGERPRINT)
+
+
+def note_features(notes, *, audio_dir=layout.AUDIO_DIR, minmax_dir=layout.MINMAX_DIR, workers: int | None = None,
+                  progress: bool = True, log=print) -> np.ndarray:
+    """The timbral features of `notes` (N, 7), from the cache or computed from their audio (and cached).
+
+    A note's cached row is used when its audio file is absent or unchanged since (same size and
+    modification time); otherwise it is computed, in `workers` processes (default: every CPU).
+
+    Raises
+    ------
+    PerceptualFeaturesError
+        Notes that are not in the cache and have no audio under `audio_dir` (named), or audio
+        that timbral_models cannot analyse.
+    """
+    notes = list(notes)
+    entries = load_cache(minmax_dir)
+    todo, missing = {}, []
+    for note in notes:
+        name = note.spectrogram_name
+        path = audio_path(note, audio_dir)
+        if path is None:
+            if name not in entries:
+                missing.append("/".join(part for part in (str(audio_dir), "<GROUP>", note.descriptor,
+                                                          str(note.magnitude), note.subfolder, note.file_name) if part))
+        elif name not in entries or entries[name][1] != _stamp(path):
+            todo[str(path)] = (name, _stamp(path))
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise PerceptualFeaturesError(
+            f"the perceptual features of {len(missing)} note(s) are not in {cache_path(minmax_dir)} and their "
+            f"audio is missing ({', '.join(missing[:3])}{more}): put the audio "
+            f"under {audio_dir}/ (--audio-dir) so they can be computed, or use --conditioning none or descriptor")
+    if todo:
+        _compute(todo, entries, minmax_dir, workers, progress, log)
+    return np.array([entries[note.spectrogram_name][0] for note in notes], dtype=np.float64).reshape(-1, len(FEATURES))
+
+
+def _compute(todo: dict, entries: dict, minmax_dir, workers, progress, log) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    # Worker processes pay off from a few dozen notes; they are spawned, not forked, as the
+    # caller may already run TensorFlow's threads.
+    workers = 1 if len(todo) < 16 else max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    log(f"computing the AudioCommons timbral features of {len(todo)} note(s) in {workers} process(es), once: "
+        f"they are kept in {cache_path(minmax_dir)}")
+    failures = []
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
+    results = executor.map(_features_of_file, list(todo), chunksize=4) if executor else map(_features_of_file, todo)
+    try:
+        for done, (path, features, error) in enumerate(tqdm(results, total=len(todo), desc="timbral features",
+                                                            unit="note", disable=not progress), start=1):
+            if features is None or not np.all(np.isfinite(features)):
+                failures.append(f"{path} ({error or 'non-finite values'})")
+                continue
+            name, stamp = todo[path]
+            entries[name] = (features, stamp)
+            if done % _SAVE_EVERY == 0:
+                _save_cache(minmax_dir, entries)
+    finally:
+        if executor:
+            executor.shutdown(cancel_futures=True)
+        _save_cache(minmax_dir, entries)
+    if failures:
+        more = f" and {len(failures) - 2} more" if len(failures) > 2 else ""
+        raise PerceptualFeaturesError(f"timbral_models could not analyse {len(failures)} note(s): "
+                                      f"{'; '.join(failures[:2])}{more}: check or replace those files")
