@@ -4,7 +4,9 @@ The note is aligned at its onset (leading silence skipped; --no-trim for the the
 window), pre-processed as the data set was (0.74 s at 22,050 Hz, mono, dB spectrogram normalised
 on its own min and max), encoded (mu), moved along the descriptor's direction in latent space,
 decoded, de-normalised with the note's own min and max, inverted with Griffin-Lim and written as
-a 24-bit 22,050 Hz WAV file. It never writes over the input note, and writes over another
+a 24-bit 22,050 Hz WAV file. A conditioned model instead encodes the note with its own condition
+(descriptor: a clean note's; perceptual: the note's timbral features) and decodes it with the
+description's. It never writes over the input note, and writes over another
 existing file only with --overwrite.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 from semantic_timbre import layout
 from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
-from semantic_timbre.model_files import check_model_folder
+from semantic_timbre.model_files import check_model_config
 
 SHORT_NOTE_SECONDS = 0.37  # half of the 0.74 s the thesis reads
 SKIP_NOTICE_SECONDS = 0.01  # skips longer than this are reported on stdout
@@ -131,6 +133,52 @@ def check_output(output: Path, input_path: Path, overwrite: bool) -> None:
     safe_io.check_writable_folder(output.parent)
 
 
+def conditioned_model_applies(arguments, input_path, normalised, conditioning):
+    """The note decoded with the description's condition by a conditioned model (its own condition:
+    a clean note's for a descriptor model, its timbral features for a perceptual one)."""
+    from semantic_timbre import descriptor_control
+
+    conditioning.target(arguments.descriptor, arguments.magnitude)  # a descriptor it never saw: said first
+    if conditioning.kind == "descriptor":
+        own = conditioning.of_descriptors([""], [0])[0]
+    else:
+        from semantic_timbre.perceptual import timbral_features
+
+        own = conditioning.of_features(timbral_features(input_path))[0]
+    quiet_tensorflow()
+    from semantic_timbre.vae import VAE
+
+    vae = VAE.load(arguments.model_dir)
+    print(f"generating from the description with the {conditioning.kind}-conditioned model")
+    return descriptor_control.apply_description(vae, normalised, arguments.descriptor, arguments.magnitude,
+                                                own_condition=own)
+
+
+def direction_applies(arguments, normalised):
+    """The note moved along the descriptor's latent direction (the unconditioned model)."""
+    from semantic_timbre import descriptor_control, processed_data
+
+    notes = processed_data.require_spectrograms(arguments.spectrograms_dir)
+    present = sorted({note.descriptor for note in notes if not note.is_clean})
+    if arguments.descriptor not in present:
+        raise descriptor_control.DescriptorRequestError(
+            f"the processed data has no notes of {arguments.descriptor} above magnitude 0; choose one of "
+            f"{', '.join(present) if present else '(none: only clean notes)'}")
+    quiet_tensorflow()
+    from semantic_timbre.vae import VAE
+
+    vae = VAE.load(arguments.model_dir)
+    directions, computed = descriptor_control.load_or_compute_directions(
+        vae, arguments.model_dir, arguments.spectrograms_dir, arguments.minmax_dir)
+    cache = Path(arguments.model_dir) / descriptor_control.DIRECTIONS_FILE_NAME
+    print(f"{'measured descriptor directions and cached them in' if computed else 'using cached descriptor directions from'} {cache}")
+    top = max(directions[arguments.descriptor])
+    if arguments.magnitude > top:
+        print(f"note: the data has {arguments.descriptor} up to magnitude {top}; using that direction")
+    return descriptor_control.apply_description(vae, normalised, arguments.descriptor, arguments.magnitude,
+                                                directions=directions)
+
+
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
     from semantic_timbre.descriptor_control import check_request
@@ -142,30 +190,14 @@ def main(argv=None) -> int:
         input_path, arguments.descriptor, arguments.magnitude)
     check_output(output, input_path, arguments.overwrite)
 
-    from semantic_timbre import descriptor_control, processed_data, safe_io, spectrogram
+    from semantic_timbre import safe_io, spectrogram
 
     normalised, low, high = read_note(input_path, trim=not arguments.no_trim)
-    notes = processed_data.require_spectrograms(arguments.spectrograms_dir)
-    present = sorted({note.descriptor for note in notes if not note.is_clean})
-    if arguments.descriptor not in present:
-        raise descriptor_control.DescriptorRequestError(
-            f"the processed data has no notes of {arguments.descriptor} above magnitude 0; choose one of "
-            f"{', '.join(present) if present else '(none: only clean notes)'}")
-    check_model_folder(arguments.model_dir)
-    quiet_tensorflow()
-    from semantic_timbre.vae import VAE
-
-    vae = VAE.load(arguments.model_dir)
-    directions, computed = descriptor_control.load_or_compute_directions(
-        vae, arguments.model_dir, arguments.spectrograms_dir, arguments.minmax_dir)
-    cache = Path(arguments.model_dir) / descriptor_control.DIRECTIONS_FILE_NAME
-    print(f"{'measured descriptor directions and cached them in' if computed else 'using cached descriptor directions from'} {cache}")
-    direction = descriptor_control.direction_at(directions, arguments.descriptor, arguments.magnitude)
-    top = max(directions[arguments.descriptor])
-    if arguments.magnitude > top:
-        print(f"note: the data has {arguments.descriptor} up to magnitude {top}; using that direction")
-
-    decoded = descriptor_control.apply_direction(vae, normalised, direction)
+    config = check_model_config(arguments.model_dir)
+    if config.conditioned:
+        decoded = conditioned_model_applies(arguments, input_path, normalised, config.conditioning)
+    else:
+        decoded = direction_applies(arguments, normalised)
     # De-normalised with the input's own min and max: the model predicts the shape of the
     # spectrogram in [0, 1], and the input's level range is the best estimate of the result's.
     audio = spectrogram.spectrogram_to_audio(decoded, low, high, n_iter=arguments.griffin_lim_iters,

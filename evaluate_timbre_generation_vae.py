@@ -4,6 +4,9 @@ how often an independent audio-domain judge recognises the intended descriptor i
 
 Writes evaluation/report.json, evaluation/report.md and PNG plots beside them; the judge is
 trained once on the processed notes and cached beside them (minmax/descriptor_judge.npz).
+With --compare DIR [DIR ...] it evaluates each model folder on the same notes and held-out notes
+and writes evaluation/comparison.json, comparison.md and comparison.png (one row per model,
+labelled with its conditioning), each model's own report in evaluation/<folder name>/.
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ def parse_arguments(argv):
     parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
                         help="processed spectrograms (default: spectrograms)")
     parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
+    parser.add_argument("--audio-dir", default=layout.AUDIO_DIR,
+                        help="the notes' audio, for a perceptual-conditioned model's features not yet cached "
+                             "(default: audio)")
+    parser.add_argument("--compare", nargs="+", metavar="DIR",
+                        help="evaluate these model folders on the same held-out notes and write a comparison "
+                             "(the held-out notes: --held-out-list, else the first folder's validation split, "
+                             "else a random draw)")
     parser.add_argument("--output-dir", default="evaluation", help="where the report goes (default: evaluation)")
     parser.add_argument("--held-out-fraction", type=float, default=0.2,
                         help="fraction of notes, drawn at random with --seed, to measure reconstruction on "
@@ -82,7 +92,7 @@ def choose_held_out(arguments, notes) -> tuple[list[str], str, str]:
     from semantic_timbre.evaluation import held_out_split
 
     names = [note.spectrogram_name for note in notes]
-    split_file = Path(arguments.model_dir) / VALIDATION_SPLIT_FILE
+    split_file = Path(arguments.compare[0] if arguments.compare else arguments.model_dir) / VALIDATION_SPLIT_FILE
     if arguments.held_out_list:
         chosen, source = read_name_list(Path(arguments.held_out_list)), f"the names listed in {arguments.held_out_list}"
     elif split_file.is_file():
@@ -130,7 +140,7 @@ def descriptor_judge(arguments):
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
     from semantic_timbre import processed_data
-    from semantic_timbre.model_files import check_model_folder
+    from semantic_timbre.conditioning import conditions_for_model
 
     notes = processed_data.require_spectrograms(arguments.spectrograms_dir)
     min_max = processed_data.load_min_max(arguments.minmax_dir)
@@ -140,22 +150,65 @@ def main(argv=None) -> int:
     for note in notes:
         processed_data.min_max_of(min_max, note)  # fail now, not after minutes of work
     held_out, split, no_held_out_reason = choose_held_out(arguments, notes)
-    check_model_folder(arguments.model_dir)
+    model_dirs = unique_folders(arguments.compare) if arguments.compare else [arguments.model_dir]
+    # Every model folder and its notes' conditions, checked before TensorFlow starts.
+    conditions = {folder: conditions_for_model(folder, notes, audio_dir=arguments.audio_dir,
+                                               minmax_dir=arguments.minmax_dir, progress=True) for folder in model_dirs}
     judge = descriptor_judge(arguments)  # everything above is done before TensorFlow starts
     quiet_tensorflow()
+    reports, used = {}, set()
+    for folder in model_dirs:
+        output_dir = arguments.output_dir
+        if arguments.compare:
+            name = base = comparison_name(folder)
+            while name in used:
+                name = f"{base}_{len(used)}"
+            used.add(name)
+            output_dir = Path(arguments.output_dir) / name
+        if arguments.compare:
+            print(f"evaluating {folder}")
+        reports[folder] = evaluate_folder(arguments, folder, output_dir, notes, min_max, held_out, split,
+                                          no_held_out_reason, judge, conditions[folder])
+    if arguments.compare:
+        from semantic_timbre import comparison
+
+        written = comparison.write_comparison(arguments.output_dir, reports)
+        print(comparison.table_markdown(reports))
+        print("wrote " + ", ".join(map(str, written)))
+    return 0
+
+
+def unique_folders(folders) -> list[str]:
+    """The folders given, each once (the same folder typed twice is one model)."""
+    seen, unique = set(), []
+    for folder in folders:
+        if Path(folder).resolve() not in seen:
+            seen.add(Path(folder).resolve())
+            unique.append(folder)
+    return unique
+
+
+def comparison_name(folder) -> str:
+    """The sub-folder of the output folder that receives a compared model's own report."""
+    return Path(folder).resolve().name or "model"
+
+
+def evaluate_folder(arguments, model_dir, output_dir, notes, min_max, held_out, split, no_held_out_reason, judge,
+                    conditions) -> dict:
+    """Evaluate the model in `model_dir`, write its report in `output_dir`, print it; return the report."""
     from semantic_timbre import evaluation
     from semantic_timbre.vae import VAE
 
-    vae = VAE.load(arguments.model_dir)
-
+    vae = VAE.load(model_dir)
     results, _ = evaluation.evaluate_model(
         vae, notes, arguments.spectrograms_dir, min_max, held_out, seed=arguments.seed,
         griffin_lim_iterations=arguments.griffin_lim_iters, max_inverted_notes=arguments.inverted_notes,
         transfer_magnitude=arguments.transfer_magnitude, transfer_clean_notes=arguments.transfer_clean_notes,
-        batch_size=arguments.batch_size, no_held_out_reason=no_held_out_reason, judge=judge)
+        batch_size=arguments.batch_size, no_held_out_reason=no_held_out_reason, judge=judge, conditions=conditions)
     effected = [note for note in notes if not note.is_clean]
     run = {
-        "model_dir": str(arguments.model_dir),
+        "model_dir": str(model_dir),
+        "conditioning": vae.conditioning.kind,
         "spectrograms_dir": str(arguments.spectrograms_dir),
         "notes": len(notes),
         "non_clean_notes": len(effected),
@@ -168,8 +221,8 @@ def main(argv=None) -> int:
         "latent_code": "mu (the encoder's mean)",
         "descriptor_judge": judge if isinstance(judge, str) else judge.status,
     }
-    report = evaluation.write_evaluation(arguments.output_dir, results, run)
-    output = Path(arguments.output_dir)
+    report = evaluation.write_evaluation(output_dir, results, run)
+    output = Path(output_dir)
     print(f"wrote {output / 'report.json'} and {output / 'report.md'}")
     for key, entry in report.items():
         if key == "run":
@@ -188,7 +241,7 @@ def main(argv=None) -> int:
                    if entry.get(key) is not None]) + ")"
         extra += f" ({entry['reason']})" if entry.get("reason") else ""
         print(f"  {key}: {value}{extra}")
-    return 0
+    return report
 
 
 if __name__ == "__main__":

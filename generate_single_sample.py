@@ -33,6 +33,9 @@ def add_generation_options(parser: argparse.ArgumentParser, output_dir: str) -> 
     parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
                         help="processed spectrograms (default: spectrograms)")
     parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
+    parser.add_argument("--audio-dir", default=layout.AUDIO_DIR,
+                        help="the notes' audio, for a perceptual-conditioned model's features not yet cached "
+                             "(default: audio)")
     parser.add_argument("--output-dir", default=output_dir,
                         help=f"folder that receives generated/ and original/ (default: {output_dir})")
 
@@ -46,6 +49,15 @@ def allowed_values_help() -> str:
 
 def check_common(arguments) -> None:
     check_griffin_lim_iters(arguments.griffin_lim_iters)
+
+
+def note_conditions(arguments, notes):
+    """The notes' own conditions for a conditioned model (None for the thesis's), checked with the
+    model folder before TensorFlow starts."""
+    from semantic_timbre.conditioning import conditions_for_model
+
+    return conditions_for_model(arguments.model_dir, notes, audio_dir=arguments.audio_dir,
+                                minmax_dir=arguments.minmax_dir)
 
 
 def load_model(model_dir):
@@ -76,13 +88,14 @@ def main(argv=None) -> int:
     note = find_note(arguments.descriptor, arguments.magnitude, arguments.pitch, arguments.string,
                      arguments.spectrograms_dir)
     loaded = load_notes([note], arguments.spectrograms_dir, arguments.minmax_dir)
-    check_model_folder(arguments.model_dir)
+    conditions = note_conditions(arguments, [note])
     check_output_folders(arguments.output_dir)  # last: it creates them
     vae = load_model(arguments.model_dir)
     written = generate_single_sample(vae, note, arguments.spectrograms_dir, arguments.minmax_dir,
                                      arguments.output_dir, use_mean=arguments.use_mean, seed=arguments.seed,
                                      n_iter=arguments.griffin_lim_iters,
-                                     thesis_inversion=arguments.thesis_inversion, loaded=loaded)
+                                     thesis_inversion=arguments.thesis_inversion, loaded=loaded,
+                                     conditions=conditions)
     print(f"generated from {Path(arguments.spectrograms_dir) / note.spectrogram_name}:")
     for path in written:
         print(path)

@@ -11,11 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from generate_single_sample import add_generation_options, allowed_values_help, check_common, load_model
+from generate_single_sample import add_generation_options, allowed_values_help, check_common, load_model, note_conditions
 from semantic_timbre import layout
 from semantic_timbre.cli import run_main
 from semantic_timbre.generation import INTERPOLATION_STEPS
-from semantic_timbre.model_files import check_model_folder
 
 
 def parse_arguments(argv):
@@ -46,13 +45,14 @@ def main(argv=None) -> int:
     second = find_note(arguments.descriptor2, arguments.magnitude2, arguments.pitch2, arguments.string,
                        arguments.spectrograms_dir)
     loaded = load_notes([first, second], arguments.spectrograms_dir, arguments.minmax_dir)
-    check_model_folder(arguments.model_dir)
+    conditions = note_conditions(arguments, [first, second])
     check_output_folders(arguments.output_dir)  # last: it creates them
     vae = load_model(arguments.model_dir)
     written = generate_interpolation(vae, first, second, steps, arguments.spectrograms_dir, arguments.minmax_dir,
                                      arguments.output_dir, use_mean=arguments.use_mean, seed=arguments.seed,
                                      n_iter=arguments.griffin_lim_iters,
-                                     thesis_inversion=arguments.thesis_inversion, progress=True, loaded=loaded)
+                                     thesis_inversion=arguments.thesis_inversion, progress=True, loaded=loaded,
+                                     conditions=conditions)
     folder = Path(arguments.spectrograms_dir)
     print(f"interpolated from {folder / first.spectrogram_name} to {folder / second.spectrogram_name}:")
     for path in written:

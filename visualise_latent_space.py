@@ -33,6 +33,11 @@ def parse_arguments(argv):
     parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
     parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
                         help="processed spectrograms (default: spectrograms)")
+    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR,
+                        help="min/max folder, where a perceptual-conditioned model's features are cached "
+                             "(default: minmax)")
+    parser.add_argument("--audio-dir", default=layout.AUDIO_DIR,
+                        help="the notes' audio, for perceptual features not yet cached (default: audio)")
     parser.add_argument("--batch-size", type=int, default=64, help="spectrograms encoded at a time (default: 64)")
     parser.add_argument("--dpi", type=int, default=110, help="PNG resolution (default: 110)")
     parser.add_argument("--no-html", action="store_true", help="do not write the interactive HTML version")
@@ -58,14 +63,17 @@ def main(argv=None) -> int:
     if len(notes) < 2:
         raise UserError(f"{arguments.spectrograms_dir}/ holds {len(notes)} spectrogram: at least 2 are needed "
                         f"to plot a latent space")
-    from semantic_timbre.model_files import check_model_folder
+    from semantic_timbre.conditioning import conditions_for_model
 
-    check_model_folder(arguments.model_dir)  # before TensorFlow starts
+    # The model folder and each note's condition (a conditioned model) are checked before TensorFlow starts.
+    conditions = conditions_for_model(arguments.model_dir, notes, audio_dir=arguments.audio_dir,
+                                      minmax_dir=arguments.minmax_dir, progress=True, log=print)
     quiet_tensorflow()
     from semantic_timbre.vae import VAE
 
     vae = VAE.load(arguments.model_dir)
-    codes = encode_notes(vae, notes, arguments.spectrograms_dir, batch_size=arguments.batch_size, use_mean=True)
+    codes = encode_notes(vae, notes, arguments.spectrograms_dir, batch_size=arguments.batch_size, use_mean=True,
+                         conditions=conditions)
     print(f"reducing {len(notes)} latent codes to 2-D with {latent_plot.METHODS[arguments.method]}...",
           file=sys.stderr)
     points = latent_plot.reduce_to_2d(codes, arguments.method, random_state=42)

@@ -249,6 +249,16 @@ def note_conditions(conditioning: Conditioning, notes, *, audio_dir=layout.AUDIO
                                                   progress=progress, log=log))
 
 
+def conditions_for_model(model_dir, notes, *, audio_dir=layout.AUDIO_DIR, minmax_dir=layout.MINMAX_DIR,
+                         progress: bool = False, log=print) -> np.ndarray | None:
+    """The conditions of `notes` for the model in `model_dir` (None: it is not conditioned), read
+    from its parameters.json without TensorFlow, so that a missing condition is reported first."""
+    from .model_files import check_model_config
+
+    return note_conditions(check_model_config(model_dir).conditioning, notes, audio_dir=audio_dir,
+                           minmax_dir=minmax_dir, progress=progress, log=log)
+
+
 def _frozen(value):
     return tuple(_frozen(item) for item in value) if isinstance(value, (list, tuple)) else value
 

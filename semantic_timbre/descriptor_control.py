@@ -203,3 +203,22 @@ def apply_direction(vae, normalised: np.ndarray, direction: np.ndarray) -> np.nd
     mu, _, _ = vae.encode(np.asarray(normalised, dtype=np.float32)[None])
     decoded = vae.decode(mu + np.asarray(direction, dtype=np.float32)[None])
     return np.asarray(decoded)[0, ..., 0]
+
+
+def apply_description(vae, normalised: np.ndarray, descriptor: str, magnitude: float, *, own_condition=None,
+                      directions=None) -> np.ndarray:
+    """A note moved to `descriptor` at `magnitude`: returns its decoded spectrogram (512, 64) in [0, 1].
+
+    An unconditioned model moves the note's code (mu) along the descriptor's latent direction
+    (`directions`, from load_or_compute_directions). A conditioned model encodes the note with its
+    own condition (`own_condition`, (size,)) and decodes that code with the description's
+    condition (`Conditioning.target`).
+    """
+    conditioning = vae.conditioning
+    if conditioning.kind == "none":
+        return apply_direction(vae, normalised, direction_at(directions, descriptor, magnitude))
+    check_request(descriptor, magnitude)
+    mu, _, _ = vae.encode(np.asarray(normalised, dtype=np.float32)[None],
+                          conditions=np.asarray(own_condition, dtype=np.float32)[None])
+    target = conditioning.target(descriptor, magnitude)[None]
+    return np.asarray(vae.decode(mu, conditions=target))[0, ..., 0]

@@ -880,7 +880,8 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
                    griffin_lim_iterations: int = 32, max_inverted_notes: int = 50,
                    transfer_magnitude: float = 100, transfer_clean_notes: int | None = 12,
                    batch_size: int = 64, progress: bool = True,
-                   no_held_out_reason: str | None = None, judge=None) -> tuple[dict[str, MetricResult], dict]:
+                   no_held_out_reason: str | None = None, judge=None,
+                   conditions=None) -> tuple[dict[str, MetricResult], dict]:
     """Measure a model on processed notes; returns ({key: MetricResult}, extras for the plots).
 
     Parameters
@@ -894,6 +895,10 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     no_held_out_reason : the reason the reconstruction metrics give when no held-out note is among `notes`
     judge : the audio-domain descriptor judge (judge.load_or_train_judge) for
         `audio_descriptor_recognition`, or a str saying why there is none
+    conditions : a conditioned model's condition of each note (N, size): notes are encoded and
+        decoded with their own; descriptors are generated from a description (the clean note's
+        code decoded with the descriptor's condition, `Conditioning.target`) instead of moved
+        along a latent direction
     """
     import librosa
     from tqdm import tqdm
@@ -903,7 +908,7 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     from .latent import encode_notes
 
     codes = encode_notes(vae, notes, spectrograms_dir=str(spectrograms_dir), batch_size=batch_size,
-                         use_mean=True, seed=seed, progress=progress)
+                         use_mean=True, seed=seed, progress=progress, conditions=conditions)
     descriptors = np.array([note.descriptor for note in notes])
     magnitudes = np.array([note.magnitude for note in notes])
     pitches = np.array([note.pitch for note in notes])
@@ -922,7 +927,8 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
         batch = held_out[start:start + batch_size]
         originals = np.stack([processed_data.load_spectrogram(Path(spectrograms_dir) / notes[i].spectrogram_name)
                               for i in batch])
-        reconstructions = np.asarray(vae.decode(codes[batch].astype(np.float32), batch_size=batch_size))[..., 0]
+        reconstructions = np.asarray(vae.decode(codes[batch].astype(np.float32), batch_size=batch_size,
+                                                conditions=None if conditions is None else conditions[batch]))[..., 0]
         for original, reconstruction, index in zip(originals, reconstructions, batch):
             if not np.all(np.isfinite(reconstruction)):
                 not_finite += 1  # nothing to invert or compare: every reconstruction metric is null
@@ -978,10 +984,15 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     results["classifier_accuracy"] = measure(classifier_accuracy, codes[effected], descriptors[effected], seed=seed)
     # Where a note is played (string and fret): the transfer's reference uses the clean notes' places.
     places = np.array([f"{note.string}-{note.fret}" for note in notes])
-    results["descriptor_transfer_recognition"] = measure(
-        descriptor_transfer_recognition, codes, descriptors, magnitudes, places,
-        model_round_trip(vae, batch_size), magnitude=transfer_magnitude,
-        max_clean_notes=transfer_clean_notes, seed=seed)
+    if conditions is None:
+        results["descriptor_transfer_recognition"] = measure(
+            descriptor_transfer_recognition, codes, descriptors, magnitudes, places,
+            model_round_trip(vae, batch_size), magnitude=transfer_magnitude,
+            max_clean_notes=transfer_clean_notes, seed=seed)
+    else:
+        results["descriptor_transfer_recognition"] = MetricResult(
+            None, "a conditioned model generates a descriptor from its condition, not along a latent direction: "
+                  "see audio_descriptor_recognition")
     applied = _applied_for_judge(vae, codes, notes, min_max, judge, transfer_magnitude, transfer_clean_notes,
                                  batch_size) if judging else ""
     results["audio_descriptor_recognition"] = measure(audio_descriptor_recognition, judge, judged_reconstructions,
@@ -1004,14 +1015,25 @@ def _applied_for_judge(vae, codes, notes, min_max, judge, magnitude, max_clean_n
     except MetricUnavailable as error:
         return str(error)
     classes = [name for name in np.unique(descriptors[magnitudes > 0]) if name in judge.classes]
+    conditioning = getattr(vae, "conditioning", None)
+    if conditioning is not None and conditioning.kind != "none":
+        classes = [name for name in classes if name in conditioning.trained_descriptors()]
     if not classes:
         return "no non-clean note among the notes encoded, so no descriptor direction to apply"
-    intended, shifted, sources = transfer_trials(codes.astype(np.float64), descriptors, magnitudes, clean_indices,
-                                                 magnitude, classes)
+    if conditioning is None or conditioning.kind == "none":
+        intended, shifted, sources = transfer_trials(codes.astype(np.float64), descriptors, magnitudes,
+                                                     clean_indices, magnitude, classes)
+        targets = None
+    else:  # generated from the description: the clean note's own code, the descriptor's condition
+        intended = np.array([str(name) for name in classes for _ in clean_indices])
+        sources = np.array([index for _ in classes for index in clean_indices], dtype=int)
+        shifted = codes[sources].astype(np.float64)
+        targets = np.stack([conditioning.target(str(name), magnitude) for name in intended])
     features, not_finite = [], 0
     for start in range(0, len(shifted), batch_size):
-        decoded = np.asarray(vae.decode(shifted[start:start + batch_size].astype(np.float32),
-                                        batch_size=batch_size))[..., 0]
+        decoded = np.asarray(vae.decode(shifted[start:start + batch_size].astype(np.float32), batch_size=batch_size,
+                                        conditions=None if targets is None else targets[start:start + batch_size]
+                                        ))[..., 0]
         finite = np.all(np.isfinite(decoded), axis=(1, 2))
         not_finite += int(np.sum(~finite))
         if not_finite:

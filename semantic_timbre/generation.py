@@ -220,9 +220,11 @@ def check_steps(steps) -> int:
 # Latent codes and inversion
 
 
-def encode_spectrograms(vae, spectrograms: np.ndarray, use_mean: bool = False, seed=None) -> np.ndarray:
-    """Encode spectrograms (N, 512, 64): a sampled z as the thesis did, or mu with `use_mean`."""
-    mu, _, z = vae.encode(np.asarray(spectrograms, dtype=np.float32), seed=seed)
+def encode_spectrograms(vae, spectrograms: np.ndarray, use_mean: bool = False, seed=None,
+                        conditions=None) -> np.ndarray:
+    """Encode spectrograms (N, 512, 64) (with their conditions, for a conditioned model): a sampled
+    z as the thesis did, or mu with `use_mean`."""
+    mu, _, z = vae.encode(np.asarray(spectrograms, dtype=np.float32), seed=seed, conditions=conditions)
     return mu if use_mean else z
 
 
@@ -240,9 +242,10 @@ def interpolate(start: np.ndarray, end: np.ndarray, steps: int) -> np.ndarray:
 
 
 def interpolation_latents(vae, first: np.ndarray, second: np.ndarray, steps: int, use_mean: bool = False,
-                          seed=None) -> np.ndarray:
-    """Encode two spectrograms and return `steps` latent codes from the first to the second."""
-    codes = encode_spectrograms(vae, np.stack([first, second]), use_mean=use_mean, seed=seed)
+                          seed=None, conditions=None) -> np.ndarray:
+    """Encode two spectrograms (each with its condition, for a conditioned model) and return
+    `steps` latent codes from the first to the second."""
+    codes = encode_spectrograms(vae, np.stack([first, second]), use_mean=use_mean, seed=seed, conditions=conditions)
     return interpolate(codes[0], codes[1], steps)
 
 
@@ -322,12 +325,13 @@ def load_notes(notes, spectrograms_dir, minmax_dir):
 
 def generate_single_sample(vae, note, spectrograms_dir=layout.SPECTROGRAMS_DIR, minmax_dir=layout.MINMAX_DIR,
                            output_dir=layout.SINGLE_SAMPLE_DIR, use_mean=False, seed=None, n_iter=32,
-                           thesis_inversion=False, notice=print, loaded=None) -> list[Path]:
+                           thesis_inversion=False, notice=print, loaded=None, conditions=None) -> list[Path]:
     """Encode and decode one note; write output_dir/generated/0.wav and output_dir/original/0.wav
-    (both or neither). `loaded`: what load_notes([note], ...) returned, if already read."""
+    (both or neither). `loaded`: what load_notes([note], ...) returned, if already read;
+    `conditions`: the note's own condition (1, size), for a conditioned model."""
     (spectrogram,), ((low, high),) = loaded or load_notes([note], spectrograms_dir, minmax_dir)
-    code = encode_spectrograms(vae, spectrogram[None], use_mean=use_mean, seed=seed)
-    generated = vae.decode(code)[0]
+    code = encode_spectrograms(vae, spectrogram[None], use_mean=use_mean, seed=seed, conditions=conditions)
+    generated = vae.decode(code, conditions=conditions)[0]
     output_dir = Path(output_dir)
     return write_outputs({output_dir / layout.GENERATED_SUBDIR: [invert(generated, low, high, n_iter,
                                                                          thesis_inversion, seed)],
@@ -338,13 +342,17 @@ def generate_single_sample(vae, note, spectrograms_dir=layout.SPECTROGRAMS_DIR, 
 def generate_interpolation(vae, first, second, steps, spectrograms_dir=layout.SPECTROGRAMS_DIR,
                            minmax_dir=layout.MINMAX_DIR, output_dir=layout.INTERPOLATION_DIR, use_mean=False,
                            seed=None, n_iter=32, thesis_inversion=False, progress=False, notice=print,
-                           loaded=None) -> list[Path]:
+                           loaded=None, conditions=None) -> list[Path]:
     """Interpolate between two notes in latent space; write output_dir/generated/0..steps-1.wav and
     the end points' own spectrograms inverted to output_dir/original/0.wav, 1.wav (all or none).
-    `loaded`: what load_notes([first, second], ...) returned, if already read."""
+    `loaded`: what load_notes([first, second], ...) returned, if already read; `conditions`: the
+    two notes' own conditions (2, size), for a conditioned model (each step is decoded with the
+    condition interpolated as its code is)."""
     spectrograms, ranges = loaded or load_notes([first, second], spectrograms_dir, minmax_dir)
-    latents = interpolation_latents(vae, spectrograms[0], spectrograms[1], steps, use_mean=use_mean, seed=seed)
-    decoded = vae.decode(latents)
+    latents = interpolation_latents(vae, spectrograms[0], spectrograms[1], steps, use_mean=use_mean, seed=seed,
+                                    conditions=conditions)
+    decoded = vae.decode(latents, conditions=None if conditions is None else
+                         interpolate(conditions[0], conditions[1], steps))
     lows = interpolate(ranges[0][0], ranges[1][0], steps)
     highs = interpolate(ranges[0][1], ranges[1][1], steps)
     indices = range(steps)

@@ -10,7 +10,7 @@ from . import layout
 
 
 def encode_notes(vae, notes, spectrograms_dir=layout.SPECTROGRAMS_DIR, batch_size: int = 64, use_mean: bool = True,
-                 seed=None, progress: bool = True) -> np.ndarray:
+                 seed=None, progress: bool = True, conditions=None) -> np.ndarray:
     """Encode the spectrograms of `notes`, reading `batch_size` files at a time.
 
     Parameters
@@ -25,6 +25,8 @@ def encode_notes(vae, notes, spectrograms_dir=layout.SPECTROGRAMS_DIR, batch_siz
         generator spawned from `seed`).
     progress : bool
         Show a tqdm progress bar.
+    conditions : np.ndarray (len(notes), size) or None
+        A conditioned model's condition of each note (conditioning.note_conditions).
 
     Returns
     -------
@@ -44,7 +46,8 @@ def encode_notes(vae, notes, spectrograms_dir=layout.SPECTROGRAMS_DIR, batch_siz
             batch = np.stack([load_spectrogram(folder / note.spectrogram_name)
                               for note in notes[start:start + batch_size]])
             batch_seed = None if batch_seeds is None else int(batch_seeds[index].generate_state(1)[0])
-            mu, _, z = vae.encode(batch, batch_size=batch_size, seed=batch_seed)
+            batch_conditions = None if conditions is None else conditions[start:start + batch_size]
+            mu, _, z = vae.encode(batch, batch_size=batch_size, seed=batch_seed, conditions=batch_conditions)
             codes.append(mu if use_mean else z)
             bar.update(len(batch))
     if not codes:
