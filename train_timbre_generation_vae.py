@@ -119,6 +119,11 @@ def main(argv=None) -> int:
         recalibrate_batch_norm=arguments.recalibrate, conditioning=arguments.conditioning,
         audio_dir=arguments.audio_dir, minmax_dir=arguments.minmax_dir)
     training.check_options(options)
+    if options.conditioning == "perceptual":  # every note's features cached or computable, before TensorFlow
+        from semantic_timbre import layout, perceptual
+
+        perceptual.check_available([layout.parse_spectrogram_name(path.name) for path in files],
+                                   audio_dir=options.audio_dir, minmax_dir=options.minmax_dir)
     if not training.already_done(options, training.resume_point(options)):
         quiet_tensorflow()
         training.configure_logical_cpus(arguments.logical_cpus)

@@ -113,11 +113,15 @@ def _stamp(path: Path) -> tuple[int, int]:
     return status.st_size, status.st_mtime_ns
 
 
-def audio_path(note: layout.Note, audio_dir=layout.AUDIO_DIR) -> Path | None:
+def _groups(audio_dir) -> list[Path]:
+    root = Path(audio_dir)
+    return sorted(path for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
+
+
+def audio_path(note: layout.Note, audio_dir=layout.AUDIO_DIR, groups=None) -> Path | None:
     """The audio file of `note` under `audio_dir` (its group folder found by looking), or None."""
     relative = Path(note.descriptor) / str(note.magnitude) / note.subfolder / note.file_name
-    root = Path(audio_dir)
-    for group in sorted(root.iterdir()) if root.is_dir() else ():
+    for group in _groups(audio_dir) if groups is None else groups:
         candidate = group / relative
         if candidate.is_file():
             return candidate
@@ -156,10 +160,25 @@ def note_features(notes, *, audio_dir=layout.AUDIO_DIR, minmax_dir=layout.MINMAX
     """
     notes = list(notes)
     entries = load_cache(minmax_dir)
+    todo = _check_available(notes, entries, audio_dir, minmax_dir)
+    if todo:
+        _compute(todo, entries, minmax_dir, workers, progress, log)
+    return np.array([entries[note.spectrogram_name][0] for note in notes], dtype=np.float64).reshape(-1, len(FEATURES))
+
+
+def check_available(notes, *, audio_dir=layout.AUDIO_DIR, minmax_dir=layout.MINMAX_DIR) -> int:
+    """Check, computing nothing, that every note's features are cached or can be computed from its
+    audio; return how many must be computed. Raises PerceptualFeaturesError as note_features does."""
+    return len(_check_available(list(notes), load_cache(minmax_dir), audio_dir, minmax_dir))
+
+
+def _check_available(notes, entries: dict, audio_dir, minmax_dir) -> dict:
+    """{audio path: (spectrogram name, stamp)} of the notes to compute; raises for notes that cannot be."""
     todo, missing = {}, []
+    groups = _groups(audio_dir)
     for note in notes:
         name = note.spectrogram_name
-        path = audio_path(note, audio_dir)
+        path = audio_path(note, audio_dir, groups)
         if path is None:
             if name not in entries:
                 missing.append("/".join(part for part in (str(audio_dir), "<GROUP>", note.descriptor,
@@ -170,11 +189,9 @@ def note_features(notes, *, audio_dir=layout.AUDIO_DIR, minmax_dir=layout.MINMAX
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise PerceptualFeaturesError(
             f"the perceptual features of {len(missing)} note(s) are not in {cache_path(minmax_dir)} and their "
-            f"audio is missing ({', '.join(missing[:3])}{more}): put the audio "
-            f"under {audio_dir}/ (--audio-dir) so they can be computed, or use --conditioning none or descriptor")
-    if todo:
-        _compute(todo, entries, minmax_dir, workers, progress, log)
-    return np.array([entries[note.spectrogram_name][0] for note in notes], dtype=np.float64).reshape(-1, len(FEATURES))
+            f"audio is missing ({', '.join(missing[:3])}{more}): put the notes' audio under {audio_dir}/ (or "
+            f"give --audio-dir) so that they can be computed")
+    return todo
 
 
 def _compute(todo: dict, entries: dict, minmax_dir, workers, progress, log) -> None:
