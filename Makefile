@@ -31,6 +31,7 @@ demo: venv
 	$(PY) generate_timbre_interpolation.py Bright 100 E4 Dark 100 E4 5
 	$(PY) evaluate_timbre_generation_vae.py
 	$(PY) apply_timbre_descriptor.py audio/ModulationFX/Fluttery/0/1-5.wav Fuzz 75 -o singlesample/generated/A4_Fuzz75.wav --overwrite
+	$(PY) generate_from_description.py Fuzz 60 A4 --overwrite
 
 # Two worker processes, one test file each at a time (a file's fixtures are built once).
 test: venv
