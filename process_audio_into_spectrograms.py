@@ -32,6 +32,10 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true",
                         help="re-process notes that are already processed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no notices")
+    parser.add_argument("--perceptual-features", action="store_true",
+                        help="also compute every note's AudioCommons timbral features (for train_timbre_generation_vae.py "
+                             "--conditioning perceptual; otherwise training computes them) into "
+                             "minmax/perceptual_features.npz")
     arguments = parser.parse_args(argv)
     if arguments.jobs is not None and arguments.jobs < 1:
         parser.error("--jobs must be 1 or more")
@@ -57,6 +61,13 @@ def main(argv=None) -> int:
     if not summary.processed and not summary.skipped:
         raise UserError(f"none of the {len(summary.failed)} audio file(s) could be processed (reasons "
                         f"above); {layout.REAL_DATA_HINT}")
+    if arguments.perceptual_features:
+        from semantic_timbre import perceptual
+
+        notes = layout.list_spectrograms(arguments.spectrograms_dir)
+        perceptual.note_features(notes, audio_dir=arguments.audio_dir, minmax_dir=arguments.minmax_dir,
+                                 workers=arguments.jobs, progress=not arguments.quiet, log=notice)
+        print(f"perceptual features of {len(notes)} notes: {perceptual.cache_path(arguments.minmax_dir)}")
     return 0
 
 

@@ -266,3 +266,16 @@ def test_compare_three_models(conditioned_project, tmp_path):
     table = (project / "evaluation" / "comparison.md").read_text()
     assert "| model_perceptual | perceptual |" in table
     assert (project / "evaluation" / "comparison.png").stat().st_size > 1000
+
+
+def test_preprocessor_computes_perceptual_features(project):
+    from conftest import make_audio_tree
+
+    from semantic_timbre.perceptual import load_cache
+
+    make_audio_tree(project / "audio", descriptors=("Crunch",), magnitudes=(100,), frets=(5,))
+    result = run_script("process_audio_into_spectrograms.py", "--perceptual-features", "--quiet", cwd=project)
+    assert result.returncode == 0, result.stderr
+    cache = load_cache(project / "minmax")
+    assert sorted(cache) == ["CrunchX100X1-5.wav.npy", "FlutteryX0X1-5.wav.npy"]
+    assert all(np.all(np.isfinite(features)) for features, _ in cache.values())
