@@ -161,20 +161,21 @@ def test_resuming_with_another_conditioning_is_refused(conditioned_project, tmp_
 # ---------------------------------------------------------------- every command with a conditioned model
 
 def test_every_command_with_conditioned_models(conditioned_project, tmp_path):
+    """Each command once, with one conditioned model or the other (the condition code is shared)."""
     project = copy_of(conditioned_project, tmp_path)
-    for kind in ("descriptor", "perceptual"):
-        model = ("--model-dir", f"model_{kind}")
-        result = run_script("generate_single_sample.py", "Crunch", 100, "E4", *model, "--use-mean", "--seed", 1,
-                            cwd=project)
-        assert result.returncode == 0, result.stderr
-        result = run_script("generate_timbre_interpolation.py", "Crunch", 100, "E4", "Dark", 50, "E4", 3, *model,
-                            cwd=project)
-        assert result.returncode == 0, result.stderr
-        assert len(list((project / "interpolated_samples" / "generated").glob("*.wav"))) == 3
-        result = run_script("visualise_latent_space.py", "-timbre", "--method", "pca", "--no-html", *model,
-                            "--output", f"latent_{kind}.png", cwd=project)
-        assert result.returncode == 0, result.stderr
-        assert (project / f"latent_{kind}.png").is_file()
+    descriptor, perceptual = ("--model-dir", "model_descriptor"), ("--model-dir", "model_perceptual")
+    result = run_script("generate_single_sample.py", "Crunch", 100, "E4", *perceptual, "--use-mean", "--seed", 1,
+                        cwd=project)
+    assert result.returncode == 0, result.stderr
+    result = run_script("generate_timbre_interpolation.py", "Crunch", 100, "E4", "Dark", 50, "E4", 3, *descriptor,
+                        cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert len(list((project / "interpolated_samples" / "generated").glob("*.wav"))) == 3
+    result = run_script("visualise_latent_space.py", "-timbre", "--method", "pca", "--no-html", *descriptor,
+                        "--output", "latent.png", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert (project / "latent.png").is_file()
+    for kind, model in (("descriptor", descriptor), ("perceptual", perceptual)):
         result = run_script("apply_timbre_descriptor.py", "audio/ModulationFX/Fluttery/0/1-5.wav", "dark", 75,
                             "-o", f"applied_{kind}.wav", *model, cwd=project)
         assert result.returncode == 0, result.stderr
