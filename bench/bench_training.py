@@ -16,8 +16,8 @@
    checkpoint, log, final save) over 2,000 and over 20,000 spectrogram files, each in a fresh
    process. Target: within 10% of each other and under 3 GB. Only with --memory.
 
-Usage: python bench/bench_training.py [--batch-size 64] [--rounds 5] [--warmup 1] [--steps 5] [--quick]
-       [--memory]
+Usage: python bench/bench_training.py [--batch-size 64] [--rounds 5] [--warmup 1] [--steps 5] [--xla]
+       [--quick] [--memory]
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def run_baseline(configuration: dict, batch_size: int, warmup: int, steps: int) 
     return np.diff(clock.ends, axis=0).tolist()
 
 
-def run_ours(configuration: dict, batch_size: int, warmup: int, steps: int) -> list:
+def run_ours(configuration: dict, batch_size: int, warmup: int, steps: int, xla: bool = False) -> list:
     """Our training step (training.build_vae, model.fit as training.train calls it); return the
     (wall, CPU) seconds of each step."""
     from semantic_timbre import training
@@ -124,7 +124,7 @@ def run_ours(configuration: dict, batch_size: int, warmup: int, steps: int) -> l
     import tensorflow as tf
 
     keras.utils.set_random_seed(0)
-    vae = training.build_vae(configuration, LEARNING_RATE, xla=False)
+    vae = training.build_vae(configuration, LEARNING_RATE, xla=xla)
     x = _spectrograms(batch_size, configuration)
     data = tf.data.Dataset.from_tensors(x).repeat()
     clock = _step_clock(keras.callbacks.Callback)
@@ -136,7 +136,10 @@ def run_side(side: str, quick: bool, batch_size: int, warmup: int, steps: int, x
     """Run in a fresh process: print a JSON line with the wall and CPU seconds of each step;
     return examples/s."""
     configuration = DEMO_CONFIGURATION if quick else THESIS_CONFIGURATION
-    seconds = (run_baseline if side == "baseline" else run_ours)(configuration, batch_size, warmup, steps)
+    if side == "baseline":
+        seconds = run_baseline(configuration, batch_size, warmup, steps)
+    else:
+        seconds = run_ours(configuration, batch_size, warmup, steps, xla)
     wall, cpu = [step[0] for step in seconds], [step[1] for step in seconds]
     speed = steps * batch_size / sum(wall[warmup:])
     print(json.dumps({"side": side, "step_seconds": wall, "step_cpu_seconds": cpu, "examples_per_second": speed}),
@@ -147,8 +150,8 @@ def run_side(side: str, quick: bool, batch_size: int, warmup: int, steps: int, x
 def measure_side(side: str, arguments) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--batch-size",
                str(arguments.batch_size), "--warmup", str(arguments.warmup), "--steps", str(arguments.steps)]
-    if arguments.quick:
-        command.append("--quick")
+    command += ["--quick"] if arguments.quick else []
+    command += ["--xla"] if arguments.xla else []
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -163,7 +166,7 @@ def _summary(values: list[float]) -> tuple[float, float]:
 
 
 def speed_benchmark(arguments) -> dict:
-    label = "demo (--quick)" if arguments.quick else "thesis"
+    label = ("demo (--quick)" if arguments.quick else "thesis") + (", ours with XLA" if arguments.xla else "")
     print(f"speed: {label} configuration, batch {arguments.batch_size}, {arguments.rounds} rounds of "
           f"{arguments.warmup} warm-up + {arguments.steps} timed steps, each side in its own process; "
           f"load average (1 min) {os.getloadavg()[0]:.2f} at the start", flush=True)
@@ -276,6 +279,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds of baseline then ours (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps of each side (default 1)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps of each side in a round (default 5)")
+    parser.add_argument("--xla", action="store_true", help="ours with an XLA-compiled train step (--xla on)")
     parser.add_argument("--memory", action="store_true", help="also the memory test")
     parser.add_argument("--skip-speed", action="store_true", help="no speed test")
     parser.add_argument("--small", type=int, default=2000, help="files of the small data set (default 2000)")
@@ -288,7 +292,8 @@ def main(argv=None) -> int:
     parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.child:
-        run_side(arguments.child, arguments.quick, arguments.batch_size, arguments.warmup, arguments.steps)
+        run_side(arguments.child, arguments.quick, arguments.batch_size, arguments.warmup, arguments.steps,
+                 arguments.xla)
         return 0
     if arguments.quick:
         arguments.small, arguments.large = min(arguments.small, 200), min(arguments.large, 2000)

@@ -609,8 +609,8 @@ def train(options: TrainingOptions) -> TrainingResult:
     if options.distribute != "none":
         log(f"distributing over {replicas} replica(s) with {type(strategy).__name__}")
     has_gpu = bool(tf.config.list_logical_devices("GPU"))
-    # On CPUs TensorFlow's oneDNN kernels outran XLA's (bench/bench_training.py: 6.4 against 2.3
-    # examples/s for the thesis configuration on 2 cores), so "auto" compiles only for GPUs.
+    # On CPUs XLA measured no faster than TensorFlow's oneDNN kernels (bench/bench_training.py
+    # --xla), so "auto" compiles only for GPUs.
     xla = options.xla == "on" or (options.xla == "auto" and has_gpu)
     if xla and replicas > 1 and not has_gpu:
         # XLA cannot reach a variable placed on another logical CPU device (TensorFlow's known
