@@ -178,8 +178,8 @@ def speed_benchmark(arguments) -> dict:
             speeds[side].append(result["examples_per_second"])
             cpu_speeds[side].append(arguments.steps * arguments.batch_size
                                     / sum(result["step_cpu_seconds"][arguments.warmup:]))
-            steps = " ".join(f"{wall:.2f}/{cpu:.2f}" for wall, cpu in
-                             zip(result["step_seconds"][arguments.warmup:], result["step_cpu_seconds"][arguments.warmup:]))
+            timed = zip(result["step_seconds"][arguments.warmup:], result["step_cpu_seconds"][arguments.warmup:])
+            steps = " ".join(f"{wall:.2f}/{cpu:.2f}" for wall, cpu in timed)
             print(f"  round {round_ + 1} {side:8s} {result['examples_per_second']:8.3f} examples/s "
                   f"(timed steps, wall/CPU s: {steps}; load {os.getloadavg()[0]:.2f})", flush=True)
     ratios = [ours / baseline for baseline, ours in zip(speeds["baseline"], speeds["ours"])]

@@ -102,13 +102,16 @@ def configure_cpu(distribute: str = "none") -> None:
 
     - TF_CPU_ALLOCATOR_USE_BFC=true: TensorFlow keeps and reuses the memory of freed tensors
       instead of handing it back to the system (glibc maps every block over 32 MB afresh, and
-      the kernel zeroes its pages again at the first touch: over a million page faults a step of
-      batch 8 for the thesis configuration, about 20% of its CPU time).
+      the kernel zeroes its pages again at the first touch: 1.1 million page faults in 4 steps of
+      batch 8 of the thesis configuration, and 20% more CPU time a step than with it).
     - TF_NUM_INTEROP_THREADS=1 without distribution: one op at a time, each over every core.
-      By default two independent ops (e.g. a convolution's gradients with respect to its input
-      and to its filters) run at once, each over every core, and compete for the cores and the
-      caches: step times then vary by tens of percent from run to run. Distributed training keeps
-      the default (replicas and their all-reduce run concurrently).
+      By default as many ops as cores may run at once (e.g. a convolution's gradients with
+      respect to its input and to its filters), each over every core, so they compete for the
+      cores and the caches. On 2 shared cores (bench/bench_training.py, batch 16, thesis
+      configuration) a step took 13 to 20 s of wall time for 7 to 8 s of CPU time with
+      TensorFlow's defaults, and 9 to 18 s for 6 s with both settings: how much the default
+      loses depends on what else runs at the time, hence runs of one code up to 40% apart.
+      Distributed training keeps the default (replicas and their all-reduce run concurrently).
     """
     if "tensorflow" in sys.modules:
         return
