@@ -48,7 +48,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="fraction of spectrograms held out for validation (default 0)")
     parser.add_argument("--tensorboard", metavar="LOG_DIR", help="also write TensorBoard logs to LOG_DIR")
     parser.add_argument("--mixed-precision", choices=("off", "bfloat16", "float16"), default="off",
-                        help="compute in bfloat16 or float16 (loss and variables stay float32); for GPUs")
+                        help="compute in bfloat16 or float16 (loss and variables stay float32); for GPUs, and bfloat16 "
+                             "for CPUs with AVX512_BF16 or AMX (refused on other CPUs: emulated, it is many "
+                             "times slower)")
     parser.add_argument("--distribute", choices=("none", "mirrored", "multi-worker"), default="none",
                         help="mirrored: every GPU of this machine; multi-worker: several machines described "
                              "by the TF_CONFIG environment variable")
@@ -125,6 +127,7 @@ def main(argv=None) -> int:
         perceptual.check_available([layout.parse_spectrogram_name(path.name) for path in files],
                                    audio_dir=options.audio_dir, minmax_dir=options.minmax_dir)
     if not training.already_done(options, training.resume_point(options)):
+        training.configure_cpu(options.distribute)
         quiet_tensorflow()
         training.configure_logical_cpus(arguments.logical_cpus)
     result = training.train(options)

@@ -1,14 +1,24 @@
-"""Benchmark of training: speed of the XLA train step, and memory against data-set size.
+"""Benchmark of training: speed against the thesis's Keras 2 code, and memory against data-set size.
 
-1. Examples/s of the thesis configuration with our XLA-compiled train step against a plain Keras
-   fit of the same architecture without XLA (compile(jit_compile=False)), in the same run, on the
-   same synthetic spectrogram files streamed through the same tf.data pipeline; warm-up steps
-   excluded. Target: at least 1.4x on a CPU.
-2. Peak RSS of a training run (demo configuration, the real training code: streaming, checkpoint,
-   log, final save) over 2,000 and over 20,000 spectrogram files, each in a fresh process.
-   Target: within 10% of each other and under 3 GB.
+1. Speed: examples/s of the thesis configuration trained by the thesis's own code under Keras 2
+   (tf-keras: graph mode with eager execution disabled, the legacy Adam, the loss
+   1,000,000 x MSE + KL given to compile with the two metrics, model.fit on a numpy array) and by
+   ours (semantic_timbre.vae.VAE through training.build_vae and model.fit, our train_step),
+   interleaved: baseline, ours, baseline, ours, ... for --rounds rounds. Each side of a round runs
+   in its own fresh process, so no TensorFlow state (thread pools, allocator, oneDNN caches,
+   Keras 2 against Keras 3) of one side reaches the other; the start-up, the model's build and
+   --warmup steps are not timed, then --steps steps are. Random spectrograms in memory. Prints the
+   median and the spread ((max - min) / median) of each side and of the ratio ours/baseline of
+   each round, in wall time and in CPU time (user + system of the process), and the 1-minute
+   load average at the start and the end: other processes on the same cores slow both sides'
+   wall time (the ratio of a round, whose two sides ran back to back, less so) and their CPU
+   time much less. Targets: median ratio >= 2, spread of ours within 10%.
+2. Memory: peak RSS of a training run (demo configuration, the real training code: streaming,
+   checkpoint, log, final save) over 2,000 and over 20,000 spectrogram files, each in a fresh
+   process. Target: within 10% of each other and under 3 GB. Only with --memory.
 
-Usage: python bench/bench_training.py [--quick] [--batch-size 16] [--warmup 2] [--steps 3] ...
+Usage: python bench/bench_training.py [--batch-size 64] [--rounds 5] [--warmup 1] [--steps 5] [--xla]
+       [--quick] [--memory]
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import itertools
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,8 +42,168 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from semantic_timbre import layout  # noqa: E402
+from semantic_timbre.model_files import DEMO_CONFIGURATION, THESIS_CONFIGURATION  # noqa: E402
 from semantic_timbre.spectrogram import SPECTROGRAM_SHAPE  # noqa: E402
 
+LEARNING_RATE = 0.0005
+SIDES = ("baseline", "ours")
+
+
+# ---------------------------------------------------------------- 1. speed: one side, in its own process
+
+def _spectrograms(count: int, configuration: dict) -> np.ndarray:
+    return np.random.default_rng(0).random((count, *configuration["input_shape"]), dtype=np.float32)
+
+
+def _parameters(configuration: dict) -> list:
+    return [configuration[key] for key in
+            ("input_shape", "conv_filters", "conv_kernels", "conv_strides", "latent_space_dimension")]
+
+
+def _step_clock(callback_base):
+    """A Keras callback (of either Keras) recording the wall and CPU times at the end of every batch."""
+
+    class StepClock(callback_base):
+        def __init__(self):
+            super().__init__()
+            self.ends = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if not self.ends:
+                self.ends.append((time.perf_counter(), time.process_time()))
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends.append((time.perf_counter(), time.process_time()))
+
+    return StepClock()
+
+
+def run_baseline(configuration: dict, batch_size: int, warmup: int, steps: int) -> list:
+    """The thesis's training under Keras 2 (tf-keras, graph mode); return the (wall, CPU) seconds
+    of each step."""
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()  # as the thesis's code did
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    import tf_keras as keras
+    from legacy_keras2_fixture import build
+    from tf_keras import backend as K
+
+    keras.utils.set_random_seed(0)
+    whole, moments, decoder = build(*_parameters(configuration))
+    # The thesis's autoencoder took the encoder's own input, so that its loss could use the
+    # encoder's mu and log_variance tensors of the same graph.
+    model = keras.Model(moments.input, decoder(whole.get_layer("encoder")(moments.input)), name="autoencoder")
+    mu, log_variance = moments.outputs
+
+    def reconstruction_loss(y_target, y_predicted):
+        return K.mean(K.square(y_target - y_predicted), axis=[1, 2, 3])
+
+    def kl_loss(y_target, y_predicted):
+        return -0.5 * K.sum(1 + log_variance - K.square(mu) - K.exp(log_variance), axis=1)
+
+    def combined_loss(y_target, y_predicted):
+        return 1_000_000 * reconstruction_loss(y_target, y_predicted) + kl_loss(y_target, y_predicted)
+
+    # The thesis ran Keras 2.x before the new optimizers; under graph mode it is the legacy Adam.
+    model.compile(optimizer=keras.optimizers.legacy.Adam(learning_rate=LEARNING_RATE), loss=combined_loss,
+                  metrics=[reconstruction_loss, kl_loss])
+    x = _spectrograms((warmup + steps) * batch_size, configuration)
+    clock = _step_clock(keras.callbacks.Callback)
+    model.fit(x, x, batch_size=batch_size, epochs=1, shuffle=True, verbose=0, callbacks=[clock])
+    return np.diff(clock.ends, axis=0).tolist()
+
+
+def run_ours(configuration: dict, batch_size: int, warmup: int, steps: int, xla: bool = False) -> list:
+    """Our training step (training.build_vae, model.fit as training.train calls it); return the
+    (wall, CPU) seconds of each step."""
+    from semantic_timbre import training
+
+    training.configure_cpu()  # as train_timbre_generation_vae.py does before TensorFlow starts
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    vae = training.build_vae(configuration, LEARNING_RATE, xla=xla)
+    x = _spectrograms(batch_size, configuration)
+    data = tf.data.Dataset.from_tensors(x).repeat()
+    clock = _step_clock(keras.callbacks.Callback)
+    vae.fit(data, epochs=1, steps_per_epoch=warmup + steps, verbose=0, shuffle=False, callbacks=[clock])
+    return np.diff(clock.ends, axis=0).tolist()
+
+
+def run_side(side: str, quick: bool, batch_size: int, warmup: int, steps: int, xla: bool = False) -> float:
+    """Run in a fresh process: print a JSON line with the wall and CPU seconds of each step;
+    return examples/s."""
+    configuration = DEMO_CONFIGURATION if quick else THESIS_CONFIGURATION
+    if side == "baseline":
+        seconds = run_baseline(configuration, batch_size, warmup, steps)
+    else:
+        seconds = run_ours(configuration, batch_size, warmup, steps, xla)
+    wall, cpu = [step[0] for step in seconds], [step[1] for step in seconds]
+    speed = steps * batch_size / sum(wall[warmup:])
+    print(json.dumps({"side": side, "step_seconds": wall, "step_cpu_seconds": cpu, "examples_per_second": speed}),
+          flush=True)
+    return speed
+
+
+def measure_side(side: str, arguments) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--batch-size",
+               str(arguments.batch_size), "--warmup", str(arguments.warmup), "--steps", str(arguments.steps)]
+    command += ["--quick"] if arguments.quick else []
+    command += ["--xla"] if arguments.xla else []
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"the {side} process failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def _summary(values: list[float]) -> tuple[float, float]:
+    """(median, spread): spread = (max - min) / median."""
+    median = statistics.median(values)
+    return median, (max(values) - min(values)) / median
+
+
+def speed_benchmark(arguments) -> dict:
+    label = ("demo (--quick)" if arguments.quick else "thesis") + (", ours with XLA" if arguments.xla else "")
+    print(f"speed: {label} configuration, batch {arguments.batch_size}, {arguments.rounds} rounds of "
+          f"{arguments.warmup} warm-up + {arguments.steps} timed steps, each side in its own process; "
+          f"load average (1 min) {os.getloadavg()[0]:.2f} at the start", flush=True)
+    speeds, cpu_speeds = {side: [] for side in SIDES}, {side: [] for side in SIDES}
+    for round_ in range(arguments.rounds):
+        for side in SIDES:
+            result = measure_side(side, arguments)
+            speeds[side].append(result["examples_per_second"])
+            cpu_speeds[side].append(arguments.steps * arguments.batch_size
+                                    / sum(result["step_cpu_seconds"][arguments.warmup:]))
+            timed = zip(result["step_seconds"][arguments.warmup:], result["step_cpu_seconds"][arguments.warmup:])
+            steps = " ".join(f"{wall:.2f}/{cpu:.2f}" for wall, cpu in timed)
+            print(f"  round {round_ + 1} {side:8s} {result['examples_per_second']:8.3f} examples/s "
+                  f"(timed steps, wall/CPU s: {steps}; load {os.getloadavg()[0]:.2f})", flush=True)
+    ratios = [ours / baseline for baseline, ours in zip(speeds["baseline"], speeds["ours"])]
+    cpu_ratios = [ours / baseline for baseline, ours in zip(cpu_speeds["baseline"], cpu_speeds["ours"])]
+    figures = {"configuration": label, "batch_size": arguments.batch_size, "rounds": arguments.rounds,
+               "steps": arguments.steps, "examples_per_second": speeds, "ratios": ratios,
+               "examples_per_cpu_second": cpu_speeds, "cpu_ratios": cpu_ratios}
+    # Wall time is what a user waits; CPU time (user + system, every thread) is the work done,
+    # which other processes on the same cores disturb much less.
+    for name, values, unit in (("Keras 2 baseline", speeds["baseline"], " examples/s"),
+                               ("ours", speeds["ours"], " examples/s"), ("ratio ours/baseline", ratios, "x"),
+                               ("baseline, CPU time", cpu_speeds["baseline"], " examples/CPU-s"),
+                               ("ours, CPU time", cpu_speeds["ours"], " examples/CPU-s"),
+                               ("ratio, CPU time", cpu_ratios, "x")):
+        median, spread = _summary(values)
+        print(f"  {name:20s} median {median:7.3f}{unit}, spread {100 * spread:5.1f}% "
+              f"(min {min(values):.3f}, max {max(values):.3f})", flush=True)
+    print(f"  targets: median ratio >= 2 (got {statistics.median(ratios):.2f}), spread of ours within 10% "
+          f"(got {100 * _summary(speeds['ours'])[1]:.1f}%); load average (1 min) {os.getloadavg()[0]:.2f} "
+          "at the end", flush=True)
+    return figures
+
+
+# ---------------------------------------------------------------- 2. memory
 
 def spectrogram_names(count: int) -> list[str]:
     """`count` distinct well-formed spectrogram names (release layout: descriptor x magnitude x string x fret)."""
@@ -64,55 +235,6 @@ def write_spectrogram_folder(folder: Path, count: int, distinct: int = 300, seed
             shutil.copyfile(source, target)
     return folder
 
-
-# ---------------------------------------------------------------- 1. speed
-
-def measure_speed(configuration: dict, folder: Path, batch_size: int, warmup: int, steps: int, xla: bool) -> float:
-    """Examples/s of `steps` timed train steps after `warmup` untimed ones."""
-    import keras
-
-    from semantic_timbre import dataset, training
-
-    keras.utils.set_random_seed(0)
-    vae = training.build_vae(configuration, 0.0005, xla=xla)
-    paths = dataset.spectrogram_files(folder)
-    data = dataset.spectrogram_dataset(paths, batch_size, seed=0)
-    vae.fit(data, epochs=1, steps_per_epoch=warmup, verbose=0, shuffle=False)
-    start = time.perf_counter()
-    vae.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-    return steps * batch_size / (time.perf_counter() - start)
-
-
-def speed_benchmark(arguments, work: Path) -> dict:
-    from semantic_timbre import vae
-
-    configuration = vae.DEMO_CONFIGURATION if arguments.quick else vae.THESIS_CONFIGURATION
-    label = "demo (--quick)" if arguments.quick else "thesis"
-    folder = write_spectrogram_folder(work / "speed", arguments.batch_size * (arguments.warmup + arguments.steps))
-    print(f"speed: {label} configuration, batch {arguments.batch_size}, {arguments.warmup} warm-up + "
-          f"{arguments.steps} timed steps each", flush=True)
-    plain = measure_speed(configuration, folder, arguments.batch_size, arguments.warmup, arguments.steps, xla=False)
-    print(f"  plain Keras fit (no XLA): {plain:8.2f} examples/s", flush=True)
-    xla = measure_speed(configuration, folder, arguments.batch_size, arguments.warmup, arguments.steps, xla=True)
-    print(f"  XLA train step:           {xla:8.2f} examples/s", flush=True)
-    print(f"  speed-up: {xla / plain:.2f}x (target >= 1.4x)", flush=True)
-    # For the record: 16-bit compute without XLA (oneDNN uses bfloat16 instructions where the CPU has them).
-    import keras
-
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        bfloat16 = measure_speed(configuration, folder, arguments.batch_size, arguments.warmup, arguments.steps,
-                                 xla=False)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    print(f"  plain fit, --mixed-precision bfloat16: {bfloat16:8.2f} examples/s ({bfloat16 / plain:.2f}x)",
-          flush=True)
-    return {"configuration": label, "plain_examples_per_second": plain, "xla_examples_per_second": xla,
-            "speed_up": xla / plain, "plain_bfloat16_examples_per_second": bfloat16}
-
-
-# ---------------------------------------------------------------- 2. memory
 
 def _child_train(folder: str, model_dir: str, steps: int, batch_size: int) -> None:
     """Run in a fresh process: the real training code over every file of `folder`, `steps` batches."""
@@ -163,35 +285,42 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: demo configuration for speed, 200 vs 2,000 files for memory")
-    parser.add_argument("--batch-size", type=int, default=16, help="batch of the speed test (default 16)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps (default 2)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps (default 3)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch of the speed test (default 64, the thesis's)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of baseline then ours (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps of each side (default 1)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps of each side in a round (default 5)")
+    parser.add_argument("--xla", action="store_true", help="ours with an XLA-compiled train step (--xla on)")
+    parser.add_argument("--memory", action="store_true", help="also the memory test")
+    parser.add_argument("--skip-speed", action="store_true", help="no speed test")
     parser.add_argument("--small", type=int, default=2000, help="files of the small data set (default 2000)")
     parser.add_argument("--large", type=int, default=20000, help="files of the large data set (default 20000)")
     parser.add_argument("--distinct", type=int, default=300, help="distinct random files written (default 300)")
     parser.add_argument("--memory-steps", type=int, default=40,
                         help="training steps over the shuffled file list in the memory test (default 40)")
     parser.add_argument("--memory-batch", type=int, default=64, help="batch of the memory test (default 64)")
-    parser.add_argument("--skip-speed", action="store_true", help="only the memory test")
-    parser.add_argument("--skip-memory", action="store_true", help="only the speed test")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
+    if arguments.child:
+        run_side(arguments.child, arguments.quick, arguments.batch_size, arguments.warmup, arguments.steps,
+                 arguments.xla)
+        return 0
     if arguments.quick:
         arguments.small, arguments.large = min(arguments.small, 200), min(arguments.large, 2000)
         arguments.distinct = min(arguments.distinct, 50)
         arguments.memory_steps = min(arguments.memory_steps, 5)
         arguments.memory_batch = min(arguments.memory_batch, 16)
-        arguments.warmup, arguments.steps = min(arguments.warmup, 1), min(arguments.steps, 2)
+        arguments.rounds, arguments.steps = min(arguments.rounds, 2), min(arguments.steps, 3)
 
-    work = Path(tempfile.mkdtemp(prefix="bench_training_"))
     figures = {}
-    try:
-        if not arguments.skip_memory:
+    if not arguments.skip_speed:
+        figures["speed"] = speed_benchmark(arguments)
+    if arguments.memory:
+        work = Path(tempfile.mkdtemp(prefix="bench_training_"))
+        try:
             figures["memory"] = memory_benchmark(arguments, work)
-        if not arguments.skip_speed:
-            figures["speed"] = speed_benchmark(arguments, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     if arguments.json:
         Path(arguments.json).write_text(json.dumps(figures, indent=2))
     return 0

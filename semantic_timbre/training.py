@@ -45,6 +45,8 @@ LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 COSINE_FINAL_FRACTION = 0.02
 MIXED_PRECISION_POLICIES = {"off": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 DISTRIBUTIONS = ("none", "mirrored", "multi-worker")
+# CPU flags (Linux /proc/cpuinfo) of native bfloat16 arithmetic: x86's AVX512_BF16 and AMX, Arm's BF16
+NATIVE_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 CHECKPOINT_FORMAT = 1
 
 
@@ -94,6 +96,31 @@ class TrainingResult:
 
 def checkpoint_path(model_dir: str | Path = layout.MODEL_DIR) -> Path:
     return Path(model_dir) / CHECKPOINT_SUBDIR / CHECKPOINT_FILE_NAME
+
+
+def configure_cpu(distribute: str = "none") -> None:
+    """Settings of TensorFlow's CPU runtime that make training faster and steadier; they take
+    effect only when this runs before TensorFlow is imported, and a variable already set in the
+    environment is left as it is.
+
+    - TF_CPU_ALLOCATOR_USE_BFC=true: TensorFlow keeps and reuses the memory of freed tensors
+      instead of handing it back to the system (glibc maps every block over 32 MB afresh, and
+      the kernel zeroes its pages again at the first touch: 1.1 million page faults in 4 steps of
+      batch 8 of the thesis configuration, and 20% more CPU time a step than with it).
+    - TF_NUM_INTEROP_THREADS=1 without distribution: one op at a time, each over every core.
+      By default as many ops as cores may run at once (e.g. a convolution's gradients with
+      respect to its input and to its filters), each over every core, so they compete for the
+      cores and the caches. On 2 shared cores (bench/bench_training.py, batch 16, thesis
+      configuration) a step took 13 to 20 s of wall time for 7 to 8 s of CPU time with
+      TensorFlow's defaults, and 9 to 18 s for 6 s with both settings: how much the default
+      loses depends on what else runs at the time, hence runs of one code up to 40% apart.
+      Distributed training keeps the default (replicas and their all-reduce run concurrently).
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+    if distribute == "none":
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 
 def configure_logical_cpus(count: int | None) -> None:
@@ -456,6 +483,10 @@ def check_options(options: TrainingOptions) -> None:
         raise UserError(f"unknown mixed precision '{options.mixed_precision}': choose off, bfloat16 or float16")
     if options.xla not in ("auto", "on", "off"):
         raise UserError(f"unknown XLA setting '{options.xla}': choose auto, on or off")
+    if options.mixed_precision == "bfloat16" and not bfloat16_is_native():
+        raise UserError("--mixed-precision bfloat16 needs a GPU or a CPU with bfloat16 instructions (AVX512_BF16 "
+                        "or AMX); this CPU has neither and would emulate them, many times slower than float32: "
+                        "train without --mixed-precision")
     from .conditioning import CONDITIONINGS
 
     if options.conditioning not in CONDITIONINGS:
@@ -482,6 +513,29 @@ def training_conditions(options: TrainingOptions, training_paths, validation_pat
     conditions = conditioning.note_conditions(spec, training_notes + validation_notes,
                                               audio_dir=options.audio_dir, minmax_dir=options.minmax_dir)
     return spec, conditions[:len(training_notes)], conditions[len(training_notes):]
+
+
+def cpu_has_native_bfloat16(cpuinfo: str) -> bool:
+    """True when the text of Linux's /proc/cpuinfo lists one of NATIVE_BFLOAT16_FLAGS among the
+    first processor's feature flags ('flags' on x86, 'Features' on Arm)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return any(flag in value.split() for flag in NATIVE_BFLOAT16_FLAGS)
+    return False
+
+
+def bfloat16_is_native() -> bool:
+    """True when bfloat16 runs natively here: an NVIDIA GPU is visible, or the CPU has bfloat16
+    instructions. Without /proc/cpuinfo (not Linux) the answer is True: what is not known is not
+    refused. Starts no TensorFlow."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "0") not in ("", "-1") and gpus.is_dir() and any(gpus.iterdir()):
+        return True
+    try:
+        return cpu_has_native_bfloat16(Path("/proc/cpuinfo").read_text(errors="replace"))
+    except OSError:
+        return True
 
 
 def _parameters_of(configuration: dict) -> list:
@@ -598,8 +652,8 @@ def train(options: TrainingOptions) -> TrainingResult:
     if options.distribute != "none":
         log(f"distributing over {replicas} replica(s) with {type(strategy).__name__}")
     has_gpu = bool(tf.config.list_logical_devices("GPU"))
-    # On CPUs TensorFlow's oneDNN kernels outran XLA's (bench/bench_training.py: 6.4 against 2.3
-    # examples/s for the thesis configuration on 2 cores), so "auto" compiles only for GPUs.
+    # On CPUs XLA measured no faster than TensorFlow's oneDNN kernels (bench/bench_training.py
+    # --xla), so "auto" compiles only for GPUs.
     xla = options.xla == "on" or (options.xla == "auto" and has_gpu)
     if xla and replicas > 1 and not has_gpu:
         # XLA cannot reach a variable placed on another logical CPU device (TensorFlow's known

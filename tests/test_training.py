@@ -350,3 +350,31 @@ def test_the_demo_preset_trains_with_its_cosine_schedule(processed_project, tmp_
     vae = VAE.load(project / "model")
     assert vae.parameters[1] == list(model_files.DEMO_CONFIGURATION["conv_filters"])
     assert vae.latent_space_dimension == model_files.DEMO_CONFIGURATION["latent_space_dimension"]
+
+
+def test_bfloat16_on_a_cpu_without_it_is_refused_before_tensorflow_starts(processed_project, tmp_path):
+    from semantic_timbre import training
+
+    if training.bfloat16_is_native():
+        pytest.skip("this machine has a GPU or bfloat16 instructions: --mixed-precision bfloat16 is allowed")
+    project = copy_project(processed_project, tmp_path / "project")
+    result, tensorflow_started = run_without_tensorflow_check(SCRIPT, *TINY, "--mixed-precision", "bfloat16",
+                                                              cwd=project)
+    assert_one_line_error(result, "--mixed-precision bfloat16 needs a GPU or a CPU with bfloat16 instructions",
+                          "train without --mixed-precision")
+    assert not tensorflow_started
+    assert list((project / "model").iterdir()) == []
+
+
+def test_native_bfloat16_is_read_from_the_cpu_flags():
+    from semantic_timbre.training import cpu_has_native_bfloat16
+
+    epyc_avx2 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n"
+                 "flags\t\t: fpu sse2 ssse3 fma avx f16c avx2 bmi2 sha_ni\n\nprocessor\t: 1\n")
+    assert not cpu_has_native_bfloat16(epyc_avx2)
+    assert not cpu_has_native_bfloat16("flags\t\t: fpu avx2 avx512f avx512bw avx512vl avx512_vnni\n")
+    assert cpu_has_native_bfloat16("flags\t\t: fpu avx2 avx512f avx512_bf16 avx512_fp16\n")  # Sapphire Rapids
+    assert cpu_has_native_bfloat16("flags\t\t: fpu avx2 amx_bf16 amx_tile amx_int8\n")
+    assert cpu_has_native_bfloat16("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")  # Arm (Graviton 3)
+    assert not cpu_has_native_bfloat16("processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32\n")
+    assert not cpu_has_native_bfloat16("")

@@ -19,6 +19,8 @@ import pytest
 
 from conftest import REPO_ROOT, run_script
 
+from semantic_timbre import training
+
 TINY = ((512, 64, 1), (8, 8, 8, 8, 8), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 8)
 FIXTURE_SCRIPT = REPO_ROOT / "tests" / "legacy_keras2_fixture.py"
 
@@ -327,6 +329,8 @@ def test_encoding_is_reproducible_with_a_seed(trained_project, spectrograms):
         vae.decode(np.zeros((1, 5), np.float32))
 
 
+@pytest.mark.skipif(not training.bfloat16_is_native(), reason="no GPU and no bfloat16 instructions here: "
+                    "the training script refuses bfloat16 (tests/test_training.py)")
 def test_training_under_mixed_bfloat16(spectrograms):
     import keras
 
@@ -444,3 +448,26 @@ def test_the_thesis_module_gives_our_vae_class():
     assert timbre_generation_vae.VAE is VAE
     with pytest.raises(AttributeError):
         timbre_generation_vae.NotAName  # noqa: B018
+
+
+def test_fused_batch_normalization_trains_as_keras_batch_normalization():
+    import keras
+    import tensorflow as tf
+
+    from semantic_timbre.vae import FusedBatchNormalization
+
+    x = tf.constant(np.random.default_rng(0).normal(2, 3, (4, 8, 6, 5)).astype(np.float32))
+    layers = keras.layers.BatchNormalization(), FusedBatchNormalization()
+    results = []
+    for layer in layers:
+        layer.build(x.shape)
+        layer.gamma.assign(np.linspace(0.5, 1.5, 5))
+        layer.beta.assign(np.linspace(-1, 1, 5))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.sin(y))
+        results.append([y, *tape.gradient(loss, [x, layer.gamma, layer.beta]), layer.moving_mean,
+                        layer.moving_variance, layer(x, training=False)])
+    for keras_value, fused_value in zip(*results):
+        np.testing.assert_allclose(np.asarray(fused_value), np.asarray(keras_value), rtol=1e-5, atol=1e-4)
