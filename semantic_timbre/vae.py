@@ -489,7 +489,8 @@ class VAE(keras.Model):
         """
         folder = Path(folder)
         config = check_model_config(folder)
-        vae = cls.from_config(config)
+        # The thesis's model keeps its parameters as its files give them (tuples from the pickle).
+        vae = cls.from_config(config) if config.conditioned else cls(*check_model_folder(folder))
         read_legacy_weights(folder / WEIGHTS_FILE, vae, config.to_json() if config.conditioned else config.parameters)
         return vae
 
