@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import safe_io
+from . import safe_io, sampling
+from .sampling import DEFAULT_SAMPLE_SIZE
 
 METRIC_KEYS = (
     "silhouette_descriptor",
@@ -743,6 +744,8 @@ def report_markdown(report: dict, plots: dict[str, str]) -> str:
             lines.append(f"- {label}: {value}")
     if "split" in run:
         lines.append(f"- Held-out split: {run['split']}")
+    if "quadratic_metrics" in run:
+        lines.append(f"- Silhouette-based metrics (quadratic in the notes): {run['quadratic_metrics']}")
     lines += ["", "| metric | value | note |", "|---|---|---|"]
     for key, entry in report.items():
         if key == "run" or not isinstance(entry, dict):
@@ -778,6 +781,8 @@ def _note(key: str, entry: dict) -> str:
                      f"{_shown(entry['real_notes_round_trip'])}")
     elif entry.get("real_notes_round_trip_reason"):
         parts.append(f"no figure for real effected notes: {entry['real_notes_round_trip_reason']}")
+    if entry.get("sampled"):
+        parts.append(entry["sampling"])
     if key == "spectral_convergence" and entry.get("original_inversion") is not None:
         parts.append(f"inverting the original spectrogram itself: {_shown(entry['original_inversion'])}")
     if "judge_accuracy" in entry:
@@ -880,7 +885,8 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
                    griffin_lim_iterations: int = 32, max_inverted_notes: int = 50,
                    transfer_magnitude: float = 100, transfer_clean_notes: int | None = 12,
                    batch_size: int = 64, progress: bool = True,
-                   no_held_out_reason: str | None = None, judge=None) -> tuple[dict[str, MetricResult], dict]:
+                   no_held_out_reason: str | None = None, judge=None,
+                   sample_size: int | None = DEFAULT_SAMPLE_SIZE) -> tuple[dict[str, MetricResult], dict]:
     """Measure a model on processed notes; returns ({key: MetricResult}, extras for the plots).
 
     Parameters
@@ -894,6 +900,8 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     no_held_out_reason : the reason the reconstruction metrics give when no held-out note is among `notes`
     judge : the audio-domain descriptor judge (judge.load_or_train_judge) for
         `audio_descriptor_recognition`, or a str saying why there is none
+    sample_size : the silhouette-based metrics (quadratic in the notes) are computed on a
+        stratified sample of this many non-clean notes (sampling.py) when there are more; None: all
     """
     import librosa
     from tqdm import tqdm
@@ -969,10 +977,16 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
         results["log_spectral_distance_db"] = measure(_mean, distances, {"notes": len(held_out)})
 
     # The latent-space study, on mu of every note (clean notes only where a metric needs them).
-    results["silhouette_descriptor"] = measure(silhouette_descriptor, codes[effected], descriptors[effected])
+    # The silhouettes cost the square of the notes: a stratified sample (by descriptor and pitch) of a large set.
+    sample = np.flatnonzero(effected)[sampling.stratified_sample(
+        np.char.add(np.char.add(descriptors[effected], "|"), pitches[effected]), sample_size, seed)]
+    sampled = sampling.describe(sample, int(effected.sum()), sample_size, seed, "descriptor and pitch")
+    results["silhouette_descriptor"] = measure(silhouette_descriptor, codes[sample], descriptors[sample])
+    results["silhouette_descriptor"].details.update(sampled)
     results["descriptor_compactness"] = measure(descriptor_compactness, codes[effected], descriptors[effected])
-    results["pitch_conditional_separation"] = measure(pitch_conditional_separation, codes[effected],
-                                                      descriptors[effected], pitches[effected])
+    results["pitch_conditional_separation"] = measure(pitch_conditional_separation, codes[sample],
+                                                      descriptors[sample], pitches[sample])
+    results["pitch_conditional_separation"].details.update(sampled)
     results["trajectory_linearity"] = measure(trajectory_linearity, codes, descriptors, magnitudes, pitches)
     results["cross_pitch_consistency"] = measure(cross_pitch_consistency, codes, descriptors, magnitudes, pitches)
     results["classifier_accuracy"] = measure(classifier_accuracy, codes[effected], descriptors[effected], seed=seed)
