@@ -33,7 +33,8 @@ def parse_arguments(argv):
                              "tsne-sklearn: scikit-learn's TSNE, as the thesis (slow on many notes); pca")
     parser.add_argument("--perplexity", type=float, default=30.0,
                         help="t-SNE perplexity (default: 30, lowered to (notes - 1) / 3 for small sets)")
-    parser.add_argument("--random-state", type=int, default=42, help="seed of the reduction (default: 42, as the thesis)")
+    parser.add_argument("--random-state", type=int, default=42,
+                        help="seed of the reduction (default: 42, as the thesis)")
     parser.add_argument("--output", default=None,
                         help="PNG path (default: the thesis's file name in the current folder); the CSV and "
                              "HTML go beside it with the same name")

@@ -14,8 +14,9 @@ from . import layout, safe_io
 
 LABELS = ("all", "timbre", "magnitude", "pitch")
 METHODS = {"tsne": "tSNE", "tsne-sklearn": "tSNE", "pca": "PCA"}
-#: openTSNE iterations after its 250 of early exaggeration: 1,000 in all, as scikit-learn's default.
-OPENTSNE_ITERATIONS = 750
+#: openTSNE iterations after its 250 of early exaggeration (openTSNE's default: 750 in all, where
+#: scikit-learn runs 1,000; the last ones cost the most and barely move the points).
+OPENTSNE_ITERATIONS = 500
 _SUFFIXES = {"all": "", "timbre": "_TimbreLabel", "magnitude": "_MagnitudeLabel", "pitch": "_PitchLabel"}
 _TITLES = {"all": "descriptor (colour), pitch (marker), magnitude (size)", "timbre": "descriptor",
            "magnitude": "magnitude", "pitch": "pitch"}
@@ -57,8 +58,9 @@ def reduce_to_2d(codes: np.ndarray, method: str = "tsne", random_state: int = 42
     method : str
         'tsne': openTSNE (exact neighbours and a Barnes-Hut gradient below 1,000 and 10,000
         points, approximate neighbours and an FFT-interpolated gradient above: about linear
-        cost), on scikit-learn's schedule (PCA start, early exaggeration 12 for 250 iterations,
-        1,000 in all); 'tsne-sklearn': scikit-learn's TSNE with its defaults, as the thesis
+        cost) with its defaults, which are scikit-learn's but for the number of iterations (PCA
+        start, early exaggeration 12 for 250 iterations, 750 in all, not 1,000); one thread, so
+        the points do not depend on the machine; 'tsne-sklearn': scikit-learn's TSNE with its defaults, as the thesis
         (about N log N, but slow: 91 s for 1,771 notes on 2 cores); 'pca': principal components.
     perplexity : float
         t-SNE's perplexity, lowered by `tsne_perplexity` for small sets.
