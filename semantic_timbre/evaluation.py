@@ -745,7 +745,8 @@ def report_markdown(report: dict, plots: dict[str, str]) -> str:
     if "split" in run:
         lines.append(f"- Held-out split: {run['split']}")
     if "quadratic_metrics" in run:
-        lines.append(f"- Silhouette-based metrics (quadratic in the notes): {run['quadratic_metrics']}")
+        lines.append(f"- Silhouette-based metrics (quadratic in the notes) and classifiers: "
+                     f"{run['quadratic_metrics']}")
     lines += ["", "| metric | value | note |", "|---|---|---|"]
     for key, entry in report.items():
         if key == "run" or not isinstance(entry, dict):
@@ -900,8 +901,9 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     no_held_out_reason : the reason the reconstruction metrics give when no held-out note is among `notes`
     judge : the audio-domain descriptor judge (judge.load_or_train_judge) for
         `audio_descriptor_recognition`, or a str saying why there is none
-    sample_size : the silhouette-based metrics (quadratic in the notes) are computed on a
-        stratified sample of this many non-clean notes (sampling.py) when there are more; None: all
+    sample_size : the silhouette-based metrics (quadratic in the notes), the cross-validated
+        classifier and the transfer's classifier (and its directions) are computed on a stratified
+        sample of this many non-clean notes (sampling.py) when there are more; None: all
     """
     import librosa
     from tqdm import tqdm
@@ -978,6 +980,7 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
 
     # The latent-space study, on mu of every note (clean notes only where a metric needs them).
     # The silhouettes cost the square of the notes: a stratified sample (by descriptor and pitch) of a large set.
+    # The sample depends on the notes and the seed only: the same for every model evaluated on them.
     sample = np.flatnonzero(effected)[sampling.stratified_sample(
         np.char.add(np.char.add(descriptors[effected], "|"), pitches[effected]), sample_size, seed)]
     sampled = sampling.describe(sample, int(effected.sum()), sample_size, seed, "descriptor and pitch")
@@ -989,13 +992,17 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     results["pitch_conditional_separation"].details.update(sampled)
     results["trajectory_linearity"] = measure(trajectory_linearity, codes, descriptors, magnitudes, pitches)
     results["cross_pitch_consistency"] = measure(cross_pitch_consistency, codes, descriptors, magnitudes, pitches)
-    results["classifier_accuracy"] = measure(classifier_accuracy, codes[effected], descriptors[effected], seed=seed)
+    # The classifiers' fits grow with the notes at a high constant (minutes at 17,710): on the sample too.
+    results["classifier_accuracy"] = measure(classifier_accuracy, codes[sample], descriptors[sample], seed=seed)
+    results["classifier_accuracy"].details.update(sampled)
     # Where a note is played (string and fret): the transfer's reference uses the clean notes' places.
     places = np.array([f"{note.string}-{note.fret}" for note in notes])
+    chosen = np.union1d(sample, np.flatnonzero(~effected))  # the sample and every clean note
     results["descriptor_transfer_recognition"] = measure(
-        descriptor_transfer_recognition, codes, descriptors, magnitudes, places,
+        descriptor_transfer_recognition, codes[chosen], descriptors[chosen], magnitudes[chosen], places[chosen],
         model_round_trip(vae, batch_size), magnitude=transfer_magnitude,
         max_clean_notes=transfer_clean_notes, seed=seed)
+    results["descriptor_transfer_recognition"].details.update(sampled)
     applied = _applied_for_judge(vae, codes, notes, min_max, judge, transfer_magnitude, transfer_clean_notes,
                                  batch_size) if judging else ""
     results["audio_descriptor_recognition"] = measure(audio_descriptor_recognition, judge, judged_reconstructions,

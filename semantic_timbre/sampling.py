@@ -1,5 +1,6 @@
 """A stratified sample of notes for the metrics whose cost is quadratic in the notes (silhouette
-scores: every pairwise distance), so that the evaluation of the full release stays about linear.
+scores: every pairwise distance) or high per note (the classifiers' fits), so that the evaluation
+of the full release stays about linear.
 
 The sample depends only on the notes' labels, the size and the seed, never on a model's codes, so
 every model evaluated on the same notes is measured on the same sample.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Notes the quadratic metrics are computed on when the data holds more (evaluate --sample-size).
+#: Notes those metrics are computed on when the data holds more (evaluate --sample-size).
 DEFAULT_SAMPLE_SIZE = 5000
 
 

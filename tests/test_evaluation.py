@@ -605,12 +605,14 @@ def test_the_silhouettes_on_a_stratified_sample_say_so(trained_project, tmp_path
     report = json.loads((tmp_path / "sampled" / "report.json").read_text())
     assert report["run"]["sample_size"] == 9
     assert "stratified sample of 9 of the 18 notes" in report["run"]["quadratic_metrics"]
-    for key in ("silhouette_descriptor", "pitch_conditional_separation"):
+    for key in ("silhouette_descriptor", "pitch_conditional_separation", "classifier_accuracy",
+                "descriptor_transfer_recognition"):
         assert report[key]["sampled"] and report[key]["notes"] == 9 and report[key]["of_notes"] == 18
         assert "stratified sample of 9" in report[key]["sampling"]
     assert "stratified sample of 9 of the 18" in result.stdout
-    assert "quadratic in the notes): a stratified sample" in (tmp_path / "sampled" / "report.md").read_text()
-    assert report["classifier_accuracy"].get("sampled") is None  # linear: every note
+    markdown = (tmp_path / "sampled" / "report.md").read_text()
+    assert "quadratic in the notes) and classifiers: a stratified sample" in markdown
+    assert report["trajectory_linearity"].get("sampled") is None  # every note
     # The sample is drawn from the notes' names and the seed alone, so every model gets the same one:
     # here the silhouette equals the one computed on that sample of the model's codes.
     notes = [n for n in layout.list_spectrograms(root / "spectrograms") if not n.is_clean]
