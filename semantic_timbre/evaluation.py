@@ -981,8 +981,8 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     # The latent-space study, on mu of every note (clean notes only where a metric needs them).
     # The silhouettes cost the square of the notes: a stratified sample (by descriptor and pitch) of a large set.
     # The sample depends on the notes and the seed only: the same for every model evaluated on them.
-    sample = np.flatnonzero(effected)[sampling.stratified_sample(
-        np.char.add(np.char.add(descriptors[effected], "|"), pitches[effected]), sample_size, seed)]
+    strata = [f"{descriptor}|{pitch}" for descriptor, pitch in zip(descriptors[effected], pitches[effected])]
+    sample = np.flatnonzero(effected)[sampling.stratified_sample(strata, sample_size, seed)]
     sampled = sampling.describe(sample, int(effected.sum()), sample_size, seed, "descriptor and pitch")
     results["silhouette_descriptor"] = measure(silhouette_descriptor, codes[sample], descriptors[sample])
     results["silhouette_descriptor"].details.update(sampled)
