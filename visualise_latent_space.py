@@ -60,8 +60,14 @@ def embedding(arguments, notes, png: Path):
     files, spectrograms, method and parameters; otherwise encoded, reduced and cached."""
     from semantic_timbre import latent_plot
 
-    parameters = latent_plot.embedding_parameters(arguments.method, len(notes), arguments.random_state,
-                                                  arguments.perplexity)
+    from importlib.metadata import PackageNotFoundError
+
+    try:
+        parameters = latent_plot.embedding_parameters(arguments.method, len(notes), arguments.random_state,
+                                                      arguments.perplexity)
+    except PackageNotFoundError as error:
+        raise UserError(f"{error.name} is not installed: run 'pip install -r requirements.txt' (or use "
+                        f"--method tsne-sklearn)") from None
     fingerprint = latent_plot.embedding_fingerprint(arguments.model_dir, arguments.spectrograms_dir, parameters)
     cache = latent_plot.embedding_cache_path(png, arguments.method)
     points = latent_plot.load_embedding(cache, fingerprint, notes)
