@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import safe_io
+from . import safe_io, sampling
+from .sampling import DEFAULT_SAMPLE_SIZE
 
 METRIC_KEYS = (
     "silhouette_descriptor",
@@ -743,6 +744,9 @@ def report_markdown(report: dict, plots: dict[str, str]) -> str:
             lines.append(f"- {label}: {value}")
     if "split" in run:
         lines.append(f"- Held-out split: {run['split']}")
+    if "quadratic_metrics" in run:
+        lines.append(f"- Silhouette-based metrics (quadratic in the notes) and classifiers: "
+                     f"{run['quadratic_metrics']}")
     lines += ["", "| metric | value | note |", "|---|---|---|"]
     for key, entry in report.items():
         if key == "run" or not isinstance(entry, dict):
@@ -778,6 +782,8 @@ def _note(key: str, entry: dict) -> str:
                      f"{_shown(entry['real_notes_round_trip'])}")
     elif entry.get("real_notes_round_trip_reason"):
         parts.append(f"no figure for real effected notes: {entry['real_notes_round_trip_reason']}")
+    if entry.get("sampled"):
+        parts.append(entry["sampling"])
     if key == "spectral_convergence" and entry.get("original_inversion") is not None:
         parts.append(f"inverting the original spectrogram itself: {_shown(entry['original_inversion'])}")
     if "judge_accuracy" in entry:
@@ -881,7 +887,8 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
                    transfer_magnitude: float = 100, transfer_clean_notes: int | None = 12,
                    batch_size: int = 64, progress: bool = True,
                    no_held_out_reason: str | None = None, judge=None,
-                   conditions=None) -> tuple[dict[str, MetricResult], dict]:
+                   conditions=None, sample_size: int | None = DEFAULT_SAMPLE_SIZE
+                   ) -> tuple[dict[str, MetricResult], dict]:
     """Measure a model on processed notes; returns ({key: MetricResult}, extras for the plots).
 
     Parameters
@@ -899,6 +906,9 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
         decoded with their own; descriptors are generated from a description (the clean note's
         code decoded with the descriptor's condition, `Conditioning.target`) instead of moved
         along a latent direction
+    sample_size : the silhouette-based metrics (quadratic in the notes), the cross-validated
+        classifier and the transfer's classifier (and its directions) are computed on a stratified
+        sample of this many non-clean notes (sampling.py) when there are more; None: all
     """
     import librosa
     from tqdm import tqdm
@@ -975,20 +985,31 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
         results["log_spectral_distance_db"] = measure(_mean, distances, {"notes": len(held_out)})
 
     # The latent-space study, on mu of every note (clean notes only where a metric needs them).
-    results["silhouette_descriptor"] = measure(silhouette_descriptor, codes[effected], descriptors[effected])
+    # The silhouettes cost the square of the notes: a stratified sample (by descriptor and pitch) of a large set.
+    # The sample depends on the notes and the seed only: the same for every model evaluated on them.
+    strata = [f"{descriptor}|{pitch}" for descriptor, pitch in zip(descriptors[effected], pitches[effected])]
+    sample = np.flatnonzero(effected)[sampling.stratified_sample(strata, sample_size, seed)]
+    sampled = sampling.describe(sample, int(effected.sum()), sample_size, seed, "descriptor and pitch")
+    results["silhouette_descriptor"] = measure(silhouette_descriptor, codes[sample], descriptors[sample])
+    results["silhouette_descriptor"].details.update(sampled)
     results["descriptor_compactness"] = measure(descriptor_compactness, codes[effected], descriptors[effected])
-    results["pitch_conditional_separation"] = measure(pitch_conditional_separation, codes[effected],
-                                                      descriptors[effected], pitches[effected])
+    results["pitch_conditional_separation"] = measure(pitch_conditional_separation, codes[sample],
+                                                      descriptors[sample], pitches[sample])
+    results["pitch_conditional_separation"].details.update(sampled)
     results["trajectory_linearity"] = measure(trajectory_linearity, codes, descriptors, magnitudes, pitches)
     results["cross_pitch_consistency"] = measure(cross_pitch_consistency, codes, descriptors, magnitudes, pitches)
-    results["classifier_accuracy"] = measure(classifier_accuracy, codes[effected], descriptors[effected], seed=seed)
+    # The classifiers' fits grow with the notes at a high constant (minutes at 17,710): on the sample too.
+    results["classifier_accuracy"] = measure(classifier_accuracy, codes[sample], descriptors[sample], seed=seed)
+    results["classifier_accuracy"].details.update(sampled)
     # Where a note is played (string and fret): the transfer's reference uses the clean notes' places.
     places = np.array([f"{note.string}-{note.fret}" for note in notes])
     if conditions is None:
+        chosen = np.union1d(sample, np.flatnonzero(~effected))  # the sample and every clean note
         results["descriptor_transfer_recognition"] = measure(
-            descriptor_transfer_recognition, codes, descriptors, magnitudes, places,
+            descriptor_transfer_recognition, codes[chosen], descriptors[chosen], magnitudes[chosen], places[chosen],
             model_round_trip(vae, batch_size), magnitude=transfer_magnitude,
             max_clean_notes=transfer_clean_notes, seed=seed)
+        results["descriptor_transfer_recognition"].details.update(sampled)
     else:
         results["descriptor_transfer_recognition"] = MetricResult(
             None, "a conditioned model generates a descriptor from its condition, not along a latent direction: "

@@ -593,3 +593,33 @@ def test_audio_recognition_of_perfect_reconstructions_is_the_judges_own_accuracy
     assert result.details["judge_accuracy"] == trained.accuracy
     result = evaluation.measure(evaluation.audio_descriptor_recognition, "needs two descriptors", perfect, applied)
     assert result.value is None and result.reason == "needs two descriptors"
+
+
+def test_the_silhouettes_on_a_stratified_sample_say_so(trained_project, tmp_path):
+    from semantic_timbre import layout, sampling
+
+    root = project_with(trained_project, tmp_path, lambda name: True)
+    result = run_script("evaluate_timbre_generation_vae.py", "--output-dir", tmp_path / "sampled", "--sample-size",
+                        "9", "--inverted-notes", "0", "--transfer-clean-notes", "1", "--seed", "1", cwd=root)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "sampled" / "report.json").read_text())
+    assert report["run"]["sample_size"] == 9
+    assert "stratified sample of 9 of the 18 notes" in report["run"]["quadratic_metrics"]
+    for key in ("silhouette_descriptor", "pitch_conditional_separation", "classifier_accuracy",
+                "descriptor_transfer_recognition"):
+        assert report[key]["sampled"] and report[key]["notes"] == 9 and report[key]["of_notes"] == 18
+        assert "stratified sample of 9" in report[key]["sampling"]
+    assert "stratified sample of 9 of the 18" in result.stdout
+    markdown = (tmp_path / "sampled" / "report.md").read_text()
+    assert "quadratic in the notes) and classifiers: a stratified sample" in markdown
+    assert report["trajectory_linearity"].get("sampled") is None  # every note
+    # The sample is drawn from the notes' names and the seed alone, so every model gets the same one:
+    # here the silhouette equals the one computed on that sample of the model's codes.
+    notes = [n for n in layout.list_spectrograms(root / "spectrograms") if not n.is_clean]
+    chosen = sampling.stratified_sample([f"{n.descriptor}|{n.pitch}" for n in notes], 9, seed=1)
+    from semantic_timbre.latent import encode_notes
+    from semantic_timbre.vae import VAE
+
+    codes = encode_notes(VAE.load(root / "model"), notes, root / "spectrograms", progress=False)
+    assert report["silhouette_descriptor"]["value"] == pytest.approx(evaluation.silhouette_descriptor(
+        codes[chosen], [notes[i].descriptor for i in chosen]), abs=1e-5)

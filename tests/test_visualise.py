@@ -117,3 +117,48 @@ def test_encode_notes_in_batches_matches_one_batch(trained_project):
     assert not np.allclose(sampled, codes)
     assert encode_notes(vae, [], folder, progress=False).shape == (0, vae.latent_space_dimension)
 
+
+
+def test_the_views_share_one_cached_embedding_recomputed_when_the_model_or_key_changes(trained_project, tmp_path):
+    import visualise_latent_space
+
+    project = tmp_path / "project"
+    shutil.copytree(trained_project, project)
+    data = ["--model-dir", str(project / "model"), "--spectrograms-dir", str(project / "spectrograms"), "--no-html"]
+    plots = tmp_path / "plots"
+    cache = plots / "Visualise_VAE_Latent_Space_embedding_tsne.npz"
+    result = run_script(SCRIPT, "--output", plots / "all.png", *data, cwd=tmp_path)
+    assert result.returncode == 0 and "reusing" not in result.stderr, result.stderr
+    first, stamp = cache.read_bytes(), cache.stat().st_mtime_ns
+    # Another view reuses the embedding (no encoding, same points) and leaves the cache as it was.
+    result = run_script(SCRIPT, "-pitch", "--output", plots / "pitch.png", *data, cwd=tmp_path)
+    assert result.returncode == 0 and "reusing the 2-D embedding cached in" in result.stderr
+    assert "encoding" not in result.stderr
+    assert cache.read_bytes() == first and cache.stat().st_mtime_ns == stamp
+    assert [(r["x"], r["y"]) for r in read_csv(plots / "all.csv")] == \
+        [(r["x"], r["y"]) for r in read_csv(plots / "pitch.csv")]
+    # The method's parameters are part of the key: another perplexity is computed again.
+    parameters = latent_plot.embedding_parameters("tsne", 21)
+    key = latent_plot.embedding_fingerprint(project / "model", project / "spectrograms", parameters)
+    assert latent_plot.embedding_fingerprint(project / "model", project / "spectrograms",
+                                             latent_plot.embedding_parameters("tsne", 21, perplexity=4)) != key
+    assert latent_plot.embedding_fingerprint(project / "model", project / "spectrograms",
+                                             latent_plot.embedding_parameters("tsne", 21, random_state=1)) != key
+    assert latent_plot.embedding_parameters("tsne-sklearn", 21)["implementation"].startswith("scikit-learn")
+    result = run_script(SCRIPT, "-timbre", "--perplexity", "4", "--output", plots / "timbre.png", *data, cwd=tmp_path)
+    assert result.returncode == 0 and "reusing" not in result.stderr
+    assert cache.read_bytes() != first
+    # A changed model (its weights re-saved) is computed again, and so is a changed spectrograms folder.
+    weights = project / "model" / "weights.h5"
+    weights.write_bytes(weights.read_bytes())
+    result = run_script(SCRIPT, "-timbre", "--perplexity", "4", "--output", plots / "timbre.png", *data, cwd=tmp_path)
+    assert result.returncode == 0 and "reusing" not in result.stderr
+    (project / "spectrograms" / "CrunchX50X1-0.wav.npy").unlink()
+    assert latent_plot.load_embedding(cache, latent_plot.embedding_fingerprint(
+        project / "model", project / "spectrograms", latent_plot.embedding_parameters("tsne", 20, perplexity=4)),
+        processed_data.require_spectrograms(project / "spectrograms")) is None
+    # PCA has a cache of its own beside the t-SNE one.
+    assert run_script(SCRIPT, "--method", "pca", "--output", plots / "pca.png", *data, cwd=tmp_path).returncode == 0
+    assert (plots / "Visualise_VAE_Latent_Space_embedding_pca.npz").is_file() and cache.is_file()
+    result = run_script(SCRIPT, "--perplexity", "0", *data, cwd=tmp_path)
+    assert result.returncode == 2 and "--perplexity must be above 0" in result.stderr
