@@ -19,7 +19,7 @@ from pathlib import Path
 from semantic_timbre import layout
 from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
-from semantic_timbre.model_files import check_model_config
+from semantic_timbre.model_files import ModelFolderError, check_model_config
 
 SHORT_NOTE_SECONDS = 0.37  # half of the 0.74 s the thesis reads
 SKIP_NOTICE_SECONDS = 0.01  # skips longer than this are reported on stdout
@@ -193,7 +193,13 @@ def main(argv=None) -> int:
     from semantic_timbre import safe_io, spectrogram
 
     normalised, low, high = read_note(input_path, trim=not arguments.no_trim)
-    config = check_model_config(arguments.model_dir)
+    try:
+        config = check_model_config(arguments.model_dir)
+    except ModelFolderError:
+        from semantic_timbre import processed_data
+
+        processed_data.require_spectrograms(arguments.spectrograms_dir)  # the first step missing is named first
+        raise
     if config.conditioned:
         decoded = conditioned_model_applies(arguments, input_path, normalised, config.conditioning)
     else:
