@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
+from semantic_timbre.cli import UserError, run_main
+from semantic_timbre.inference import add_runtime_option
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
 from semantic_timbre.model_files import ModelFolderError, check_model_config
 
@@ -38,6 +39,7 @@ def parse_arguments(argv):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace OUTPUT if it exists (the input note itself is never replaced)")
     parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
+    add_runtime_option(parser)
     parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
                         help="processed spectrograms the directions are measured on (default: spectrograms)")
     parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR,
@@ -145,10 +147,9 @@ def conditioned_model_applies(arguments, input_path, normalised, conditioning):
         from semantic_timbre.perceptual import timbral_features
 
         own = conditioning.of_features(timbral_features(input_path))[0]
-    quiet_tensorflow()
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.inference import load_model
 
-    vae = VAE.load(arguments.model_dir)
+    vae = load_model(arguments.model_dir, arguments.runtime)
     print(f"generating from the description with the {conditioning.kind}-conditioned model")
     return descriptor_control.apply_description(vae, normalised, arguments.descriptor, arguments.magnitude,
                                                 own_condition=own)
@@ -164,10 +165,9 @@ def direction_applies(arguments, normalised):
         raise descriptor_control.DescriptorRequestError(
             f"the processed data has no notes of {arguments.descriptor} above magnitude 0; choose one of "
             f"{', '.join(present) if present else '(none: only clean notes)'}")
-    quiet_tensorflow()
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.inference import load_model
 
-    vae = VAE.load(arguments.model_dir)
+    vae = load_model(arguments.model_dir, arguments.runtime)
     directions, computed = descriptor_control.load_or_compute_directions(
         vae, arguments.model_dir, arguments.spectrograms_dir, arguments.minmax_dir)
     cache = Path(arguments.model_dir) / descriptor_control.DIRECTIONS_FILE_NAME

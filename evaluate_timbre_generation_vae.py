@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from semantic_timbre import layout
-from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
+from semantic_timbre.cli import UserError, run_main
+from semantic_timbre.inference import add_runtime_option
 
 VALIDATION_SPLIT_FILE = "validation_split.json"
 
@@ -27,6 +28,7 @@ VALIDATION_SPLIT_FILE = "validation_split.json"
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
+    add_runtime_option(parser)
     parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
                         help="processed spectrograms (default: spectrograms)")
     parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
@@ -168,8 +170,7 @@ def evaluate(argv=None) -> int:
     # Every model folder and its notes' conditions, checked before TensorFlow starts.
     conditions = {folder: conditions_for_model(folder, notes, audio_dir=arguments.audio_dir,
                                                minmax_dir=arguments.minmax_dir, progress=True) for folder in model_dirs}
-    judge = descriptor_judge(arguments)  # everything above is done before TensorFlow starts
-    quiet_tensorflow()
+    judge = descriptor_judge(arguments)  # everything above is done before a model is loaded
     reports, used = {}, set()
     for folder in model_dirs:
         output_dir = arguments.output_dir
@@ -211,9 +212,9 @@ def evaluate_folder(arguments, model_dir, output_dir, notes, min_max, held_out, 
                     conditions) -> dict:
     """Evaluate the model in `model_dir`, write its report in `output_dir`, print it; return the report."""
     from semantic_timbre import evaluation
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.inference import load_model
 
-    vae = VAE.load(model_dir)
+    vae = load_model(model_dir, arguments.runtime)
     results, _ = evaluation.evaluate_model(
         vae, notes, arguments.spectrograms_dir, min_max, held_out, seed=arguments.seed,
         griffin_lim_iterations=arguments.griffin_lim_iters, max_inverted_notes=arguments.inverted_notes,

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import quiet_tensorflow, run_main
+from semantic_timbre.cli import run_main
+from semantic_timbre.inference import add_runtime_option
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
 
 
@@ -32,6 +33,7 @@ def parse_arguments(argv):
                              "singlesample/generated/<DESCRIPTOR><MAGNITUDE>_<PITCH>.wav)")
     parser.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
+    add_runtime_option(parser)
     parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
                         help="processed spectrograms (default: spectrograms)")
     parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
@@ -105,11 +107,10 @@ def main(argv=None) -> int:
         Path(layout.SINGLE_SAMPLE_DIR) / layout.GENERATED_SUBDIR / f"{descriptor}{magnitude:g}_{note.pitch}.wav")
     check_output(output, Path(arguments.spectrograms_dir) / note.spectrogram_name, arguments.overwrite)
 
-    quiet_tensorflow()
     from semantic_timbre import safe_io, spectrogram
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.inference import load_model
 
-    vae = VAE.load(arguments.model_dir)
+    vae = load_model(arguments.model_dir, arguments.runtime)
     directions = None
     if not config.conditioned:
         directions, _ = descriptor_control.load_or_compute_directions(

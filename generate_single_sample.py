@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import quiet_tensorflow, run_main
+from semantic_timbre.cli import run_main
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, available_values, check_griffin_lim_iters
-from semantic_timbre.model_files import check_model_folder
+from semantic_timbre.inference import add_runtime_option
 
 
 def add_generation_options(parser: argparse.ArgumentParser, output_dir: str) -> None:
@@ -30,6 +30,7 @@ def add_generation_options(parser: argparse.ArgumentParser, output_dir: str) -> 
     parser.add_argument("--thesis-inversion", action="store_true",
                         help="invert exactly as the thesis did (512 rows as they are, so n_fft 1022)")
     parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
+    add_runtime_option(parser)
     parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
                         help="processed spectrograms (default: spectrograms)")
     parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
@@ -60,12 +61,11 @@ def note_conditions(arguments, notes):
                                 minmax_dir=arguments.minmax_dir)
 
 
-def load_model(model_dir):
-    check_model_folder(model_dir)  # a missing or damaged model is reported before TensorFlow starts
-    quiet_tensorflow()
-    from semantic_timbre.vae import VAE
+def load_model(model_dir, runtime="auto"):
+    """The model for inference (inference.load_model: checked before any runtime starts)."""
+    from semantic_timbre import inference
 
-    return VAE.load(model_dir)
+    return inference.load_model(model_dir, runtime)
 
 
 def parse_arguments(argv):
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     loaded = load_notes([note], arguments.spectrograms_dir, arguments.minmax_dir)
     conditions = note_conditions(arguments, [note])
     check_output_folders(arguments.output_dir)  # last: it creates them
-    vae = load_model(arguments.model_dir)
+    vae = load_model(arguments.model_dir, arguments.runtime)
     written = generate_single_sample(vae, note, arguments.spectrograms_dir, arguments.minmax_dir,
                                      arguments.output_dir, use_mean=arguments.use_mean, seed=arguments.seed,
                                      n_iter=arguments.griffin_lim_iters,

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     loaded = load_notes([first, second], arguments.spectrograms_dir, arguments.minmax_dir)
     conditions = note_conditions(arguments, [first, second])
     check_output_folders(arguments.output_dir)  # last: it creates them
-    vae = load_model(arguments.model_dir)
+    vae = load_model(arguments.model_dir, arguments.runtime)
     written = generate_interpolation(vae, first, second, steps, arguments.spectrograms_dir, arguments.minmax_dir,
                                      arguments.output_dir, use_mean=arguments.use_mean, seed=arguments.seed,
                                      n_iter=arguments.griffin_lim_iters,

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
+from semantic_timbre.cli import UserError, run_main
+from semantic_timbre.inference import add_runtime_option
 
 
 def parse_arguments(argv):
@@ -39,6 +40,7 @@ def parse_arguments(argv):
                         help="PNG path (default: the thesis's file name in the current folder); the CSV and "
                              "HTML go beside it with the same name")
     parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
+    add_runtime_option(parser)
     parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
                         help="processed spectrograms (default: spectrograms)")
     parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR,
@@ -80,11 +82,10 @@ def embedding(arguments, notes, png: Path, conditions=None):
     if points is not None:
         print(f"reusing the 2-D embedding cached in {cache} (same model, spectrograms and parameters)", file=sys.stderr)
         return points
-    quiet_tensorflow()
+    from semantic_timbre.inference import load_model
     from semantic_timbre.latent import encode_notes
-    from semantic_timbre.vae import VAE
 
-    vae = VAE.load(arguments.model_dir)
+    vae = load_model(arguments.model_dir, arguments.runtime)
     codes = encode_notes(vae, notes, arguments.spectrograms_dir, batch_size=arguments.batch_size, use_mean=True,
                          conditions=conditions)
     print(f"reducing {len(notes)} latent codes to 2-D with {arguments.method}...", file=sys.stderr)

@@ -452,8 +452,10 @@ class VAE(keras.Model):
 
     # -- saving and loading
 
-    def save(self, folder=layout.MODEL_DIR):
-        """Write parameters.pkl, parameters.json and weights.h5 (Keras 2's legacy layout) to `folder`.
+    def save(self, folder=layout.MODEL_DIR, onnx: bool = True):
+        """Write parameters.pkl, parameters.json and weights.h5 (Keras 2's legacy layout) to `folder`,
+        then (with `onnx`) the ONNX export the commands run without TensorFlow (inference.py; a
+        failed export is a warning: the commands then use TensorFlow).
 
         A conditioned model writes no parameters.pkl (the thesis's code could not build it; one
         left there by an earlier model is removed): its parameters.json holds the conditioning.
@@ -475,6 +477,10 @@ class VAE(keras.Model):
         # between leaves weights.h5 whose recorded parameters differ, which load() reports.
         if config.conditioned:
             (folder / PARAMETERS_PICKLE).unlink(missing_ok=True)
+        if onnx:
+            from .inference import try_export_onnx
+
+            try_export_onnx(self, folder)
 
     @classmethod
     def load(cls, folder=layout.MODEL_DIR):

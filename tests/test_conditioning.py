@@ -184,6 +184,62 @@ def test_every_command_with_conditioned_models(conditioned_project, tmp_path):
         assert rate == 22050 and np.all(np.isfinite(audio)) and np.abs(audio).max() > 1e-3
 
 
+def test_conditioned_models_export_to_onnx_and_both_runtimes_agree(conditioned_project, tmp_path):
+    from semantic_timbre import inference, processed_data
+    from semantic_timbre.vae import VAE
+
+    project = copy_of(conditioned_project, tmp_path)
+    notes = processed_data.require_spectrograms(project / "spectrograms")[:6]
+    batch = np.stack([processed_data.load_spectrogram(project / "spectrograms" / n.spectrogram_name) for n in notes])
+    for kind in ("descriptor", "perceptual"):
+        model_dir = project / f"model_{kind}"
+        assert inference.onnx_fresh(model_dir)  # written by the training's save
+        onnx, vae = inference.OnnxModel(model_dir), VAE.load(model_dir)
+        conditions = np.random.default_rng(0).random((len(batch), vae.conditioning.size), dtype=np.float32)
+        for ours, theirs in zip(onnx.encode(batch, seed=1, conditions=conditions),
+                                vae.encode(batch, seed=1, conditions=conditions)):
+            np.testing.assert_allclose(ours, theirs, atol=1e-4)
+        z = vae.encode(batch, conditions=conditions)[0]
+        np.testing.assert_allclose(onnx.decode(z, conditions=conditions), vae.decode(z, conditions=conditions),
+                                   atol=1e-5)
+        with pytest.raises(ValueError, match="conditioned model needs"):
+            onnx.decode(z)
+        written = []
+        for runtime in ("onnx", "tensorflow"):
+            output = f"{kind}_{runtime}.wav"
+            result = run_script("generate_from_description.py", "Crunch", 60, "A4", "--model-dir", model_dir,
+                                "--seed", 0, "--runtime", runtime, "-o", output, cwd=project)
+            assert result.returncode == 0, result.stderr
+            written.append(soundfile.read(project / output)[0])
+        # Griffin-Lim amplifies the runtimes' ~1e-6 differences a little: a few samples differ by ~1e-3.
+        np.testing.assert_allclose(*written, atol=2e-3)
+
+
+def test_explorer_with_conditioned_models(conditioned_project, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from conftest import plucked_note, write_audio
+    from semantic_timbre.explorer import create_app
+
+    project = copy_of(conditioned_project, tmp_path)
+    upload = write_audio(tmp_path / "upload.wav", plucked_note(440.0)).read_bytes()
+    for kind in ("descriptor", "perceptual"):
+        app = create_app(project / f"model_{kind}", project / "spectrograms", project / "minmax", project / "audio",
+                         runtime="onnx", griffin_lim_iters=4, log=lambda line: None)
+        client = TestClient(app)
+        assert client.get("/api/map").json()["conditioning"] == kind
+        responses = [client.get("/api/notes/2/reconstruction.wav"),
+                     client.get("/api/generate.wav", params={"descriptor": "Dark", "magnitude": 60, "pitch": "A4"}),
+                     client.get("/api/interpolate.wav", params={"first": 0, "second": 5, "steps": 3, "step": 1})]
+        if kind == "descriptor":  # (a perceptual model measures the upload's timbral features: slow, as the command)
+            responses.append(client.post("/api/apply.wav", files={"file": ("a.wav", upload, "audio/wav")},
+                                         data={"descriptor": "Crunch", "magnitude": "75"}))
+        for response in responses:
+            assert response.status_code == 200 and response.content[:4] == b"RIFF", response.text
+        response = client.get("/api/generate.wav", params={"descriptor": "Bright", "magnitude": 60, "pitch": "A4"})
+        assert response.status_code == 400 and "Bright" in response.json()["error"]
+
+
 def test_generate_from_description_between_the_data_magnitudes(conditioned_project, tmp_path):
     project = copy_of(conditioned_project, tmp_path)
     for kind in ("none", "descriptor", "perceptual"):

@@ -133,7 +133,7 @@ def test_save_then_load_gives_identical_outputs(trained_project, spectrograms, t
     decoded = vae.decode(z)
     vae.save(tmp_path / "model")
     assert sorted(path.name for path in (tmp_path / "model").iterdir()) == [
-        "parameters.json", "parameters.pkl", "weights.h5"]
+        "decoder.onnx", "encoder.onnx", "onnx.json", "parameters.json", "parameters.pkl", "weights.h5"]
     # parameters.pkl is the thesis's list of tuples; parameters.json the same, named
     assert safe_io.load_plain_pickle(tmp_path / "model" / "parameters.pkl") == list(TINY)
     assert json.loads((tmp_path / "model" / "parameters.json").read_text())["conv_strides"] == [2, 2, 2, 2, [2, 1]]
@@ -433,8 +433,8 @@ def test_a_script_written_as_the_thesis_wrote_its_scripts_runs_against_our_modul
     finally:
         os.chdir(previous)
     assert "Total params" in capsys.readouterr().out  # vae.summary() printed the thesis's summaries
-    assert sorted(p.name for p in (project / "model").iterdir()) == ["parameters.json", "parameters.pkl",
-                                                                      "weights.h5"]
+    assert sorted(p.name for p in (project / "model").iterdir()) == ["decoder.onnx", "encoder.onnx", "onnx.json",
+                                                                      "parameters.json", "parameters.pkl", "weights.h5"]
     reconstructions = np.load(project / "reconstructions.npy")
     latent = np.load(project / "latent_representations.npy")
     assert reconstructions.shape == (3, 512, 64, 1) and latent.shape == (3, 8)

@@ -30,7 +30,9 @@ def assert_plot_files(png: Path, count: int, html: bool = True):
     assert len({r["file"] for r in rows}) == count
     if html:
         text = png.with_suffix(".html").read_text()
-        assert "cdn.plot.ly" in text and "CrunchX100X1-0.wav.npy" in text
+        # Offline: plotly.js beside the plot, no CDN.
+        assert 'src="plotly.min.js"' in text and "cdn.plot.ly" not in text
+        assert "CrunchX100X1-0.wav.npy" in text and (png.parent / "plotly.min.js").stat().st_size > 1_000_000
     return rows
 
 
