@@ -200,9 +200,9 @@ def _compute(todo: dict, entries: dict, minmax_dir, workers, progress, log) -> N
 
     from tqdm import tqdm
 
-    # Worker processes pay off from a few dozen notes; they are spawned, not forked, as the
+    # Worker processes (each ~4 s of imports) pay off from about fifty notes; they are spawned, not forked, as the
     # caller may already run TensorFlow's threads.
-    workers = 1 if len(todo) < 16 else max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    workers = 1 if len(todo) < 48 else max(1, min(workers or os.cpu_count() or 1, len(todo)))
     log(f"computing the AudioCommons timbral features of {len(todo)} note(s) in {workers} process(es), once: "
         f"they are kept in {cache_path(minmax_dir)}")
     failures = []
