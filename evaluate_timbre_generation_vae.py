@@ -18,23 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from semantic_timbre import layout
 from semantic_timbre.cli import UserError, run_main
-from semantic_timbre.inference import add_runtime_option
+from semantic_timbre.inference import add_model_options
 
 VALIDATION_SPLIT_FILE = "validation_split.json"
 
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
-    add_runtime_option(parser)
-    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
-                        help="processed spectrograms (default: spectrograms)")
-    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
-    parser.add_argument("--audio-dir", default=layout.AUDIO_DIR,
-                        help="the notes' audio, for a perceptual-conditioned model's features not yet cached "
-                             "(default: audio)")
+    add_model_options(parser)
     parser.add_argument("--compare", nargs="+", metavar="DIR",
                         help="evaluate these model folders on the same held-out notes and write a comparison "
                              "(the held-out notes: --held-out-list, else the first folder's validation split, "

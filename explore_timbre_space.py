@@ -11,10 +11,9 @@ import argparse
 import socket
 import sys
 
-from semantic_timbre import layout
 from semantic_timbre.cli import UserError, run_main
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
-from semantic_timbre.inference import add_runtime_option
+from semantic_timbre.inference import add_model_options
 
 
 def parse_arguments(argv):
@@ -24,13 +23,7 @@ def parse_arguments(argv):
                         help="address to listen on (default: 127.0.0.1, this computer only; 0.0.0.0 opens it "
                              "to the network)")
     parser.add_argument("--no-browser", action="store_true", help="do not open the page in the default browser")
-    parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
-    add_runtime_option(parser)
-    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
-                        help="processed spectrograms (default: spectrograms)")
-    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
-    parser.add_argument("--audio-dir", default=layout.AUDIO_DIR,
-                        help="the notes' audio, for a perceptual-conditioned model's features (default: audio)")
+    add_model_options(parser)
     parser.add_argument("--method", choices=("pca", "tsne"), default="pca",
                         help="the map's 2-D reduction: PCA (default: instant) or t-SNE as the thesis's plot "
                              "(a minute or more on the whole data set)")

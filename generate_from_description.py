@@ -17,7 +17,7 @@ from pathlib import Path
 
 from semantic_timbre import layout
 from semantic_timbre.cli import run_main
-from semantic_timbre.inference import add_runtime_option
+from semantic_timbre.inference import add_model_options
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
 
 
@@ -32,13 +32,7 @@ def parse_arguments(argv):
                         help="where to write the note (default: "
                              "singlesample/generated/<DESCRIPTOR><MAGNITUDE>_<PITCH>.wav)")
     parser.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
-    parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
-    add_runtime_option(parser)
-    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
-                        help="processed spectrograms (default: spectrograms)")
-    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
-    parser.add_argument("--audio-dir", default=layout.AUDIO_DIR,
-                        help="the notes' audio, for a perceptual model's features not yet cached (default: audio)")
+    add_model_options(parser)
     parser.add_argument("--seed", type=int, default=None, help="seed of Griffin-Lim's initial phase")
     parser.add_argument("--griffin-lim-iters", type=int, default=32,
                         help=f"Griffin-Lim iterations, 1-{MAX_GRIFFIN_LIM_ITERS} (default: 32)")

@@ -13,7 +13,7 @@ from pathlib import Path
 from semantic_timbre import layout
 from semantic_timbre.cli import run_main
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, available_values, check_griffin_lim_iters
-from semantic_timbre.inference import add_runtime_option
+from semantic_timbre.inference import add_model_options
 
 
 def add_generation_options(parser: argparse.ArgumentParser, output_dir: str) -> None:
@@ -29,14 +29,7 @@ def add_generation_options(parser: argparse.ArgumentParser, output_dir: str) -> 
                         help=f"Griffin-Lim iterations, 1-{MAX_GRIFFIN_LIM_ITERS} (default: 32)")
     parser.add_argument("--thesis-inversion", action="store_true",
                         help="invert exactly as the thesis did (512 rows as they are, so n_fft 1022)")
-    parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
-    add_runtime_option(parser)
-    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
-                        help="processed spectrograms (default: spectrograms)")
-    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
-    parser.add_argument("--audio-dir", default=layout.AUDIO_DIR,
-                        help="the notes' audio, for a perceptual-conditioned model's features not yet cached "
-                             "(default: audio)")
+    add_model_options(parser)
     parser.add_argument("--output-dir", default=output_dir,
                         help=f"folder that receives generated/ and original/ (default: {output_dir})")
 

@@ -42,6 +42,21 @@ def add_runtime_option(parser) -> None:
                              "TensorFlow (and the export is written for next time)")
 
 
+def add_model_options(parser) -> None:
+    """The folders a command that runs a model reads, and --runtime: --model-dir, --runtime,
+    --spectrograms-dir, --minmax-dir, --audio-dir."""
+    from . import layout
+
+    parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
+    add_runtime_option(parser)
+    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
+                        help="processed spectrograms (default: spectrograms)")
+    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
+    parser.add_argument("--audio-dir", default=layout.AUDIO_DIR,
+                        help="the notes' audio, for a perceptual-conditioned model's features not yet cached "
+                             "(default: audio)")
+
+
 def weights_fingerprint(folder) -> str:
     """sha256 over the model folder's weights.h5 and parameter files (what an export came from)."""
     folder = Path(folder)
