@@ -12,6 +12,8 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	# numba compiles librosa's functions for the timbral features once, here, not in parallel test processes.
+	$(PY) -c "from semantic_timbre.perceptual import warm_up; warm_up()"
 	touch $(STAMP)
 
 venv: $(STAMP)

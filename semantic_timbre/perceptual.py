@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -75,23 +74,8 @@ def _compatible_libraries():
                 setattr(owner, name, original)
 
 
-def _tensorflow_loaded() -> bool:
-    """numba (which librosa's onset functions compile with) and TensorFlow each bring their own
-    LLVM: compiling numba's functions in a process that has loaded TensorFlow crashed with a
-    segmentation fault in a fresh environment. Such a process computes features in a spawned one."""
-    return "tensorflow" in sys.modules
-
-
-def _spawned_pool(workers: int):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-
-
 def timbral_features(audio, *, sample_rate: int | None = None) -> np.ndarray:
-    """The seven AudioCommons timbral features of one note (in a spawned process when this one
-    has loaded TensorFlow).
+    """The seven AudioCommons timbral features of one note.
 
     Parameters
     ----------
@@ -104,13 +88,6 @@ def timbral_features(audio, *, sample_rate: int | None = None) -> np.ndarray:
     -------
     features : np.ndarray, shape (7,), float64, in the order of `FEATURES`.
     """
-    if _tensorflow_loaded():
-        with _spawned_pool(1) as pool:
-            return pool.submit(_timbral_features, audio, sample_rate).result()
-    return _timbral_features(audio, sample_rate)
-
-
-def _timbral_features(audio, sample_rate=None) -> np.ndarray:
     import timbral_models
 
     if isinstance(audio, (str, Path)):
@@ -126,7 +103,7 @@ def _timbral_features(audio, sample_rate=None) -> np.ndarray:
 
 def _features_of_file(path: str) -> tuple[str, np.ndarray | None, str]:
     try:
-        return path, _timbral_features(path), ""
+        return path, timbral_features(path), ""
     except Exception as error:  # noqa: BLE001  (reported per file by the caller)
         return path, None, f"{type(error).__name__}: {error}"
 
@@ -218,15 +195,18 @@ def _check_available(notes, entries: dict, audio_dir, minmax_dir) -> dict:
 
 
 def _compute(todo: dict, entries: dict, minmax_dir, workers, progress, log) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     from tqdm import tqdm
 
-    # Worker processes (each ~4 s of imports) pay off from about fifty notes; they are spawned, not
-    # forked, as the caller may already run TensorFlow's threads (and see _tensorflow_loaded).
+    # Worker processes (each ~4 s of imports) pay off from about fifty notes; they are spawned, not forked, as the
+    # caller may already run TensorFlow's threads.
     workers = 1 if len(todo) < 48 else max(1, min(workers or os.cpu_count() or 1, len(todo)))
     log(f"computing the AudioCommons timbral features of {len(todo)} note(s) in {workers} process(es), once: "
         f"they are kept in {cache_path(minmax_dir)}")
     failures = []
-    executor = _spawned_pool(workers) if workers > 1 or _tensorflow_loaded() else None
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
     results = executor.map(_features_of_file, list(todo), chunksize=4) if executor else map(_features_of_file, todo)
     try:
         for done, (path, features, error) in enumerate(tqdm(results, total=len(todo), desc="timbral features",
@@ -246,3 +226,14 @@ def _compute(todo: dict, entries: dict, minmax_dir, workers, progress, log) -> N
         more = f" and {len(failures) - 2} more" if len(failures) > 2 else ""
         raise PerceptualFeaturesError(f"timbral_models could not analyse {len(failures)} note(s): "
                                       f"{'; '.join(failures[:2])}{more}: check or replace those files")
+
+
+def warm_up() -> None:
+    """Compute the features of a synthetic note once, so that numba compiles and caches librosa's
+    functions that timbral_models calls (about a minute) in one process: processes that compiled
+    them at once into the shared cache crashed (a segmentation fault) in a fresh environment.
+    `make venv` runs it."""
+    rate = 44100
+    time = np.arange(rate) / rate
+    note = np.exp(-3 * time) * np.sin(2 * np.pi * 330 * time) * np.minimum(1, time * 200)
+    timbral_features(note, sample_rate=rate)
