@@ -173,6 +173,21 @@ class Conditioning:
             conditions[row, -1] = magnitude / 100.0
         return conditions
 
+    def checked(self, conditions, count: int) -> np.ndarray | None:
+        """The conditions (count, size) a model of this conditioning is given, as float32, checked
+        (None for an unconditioned model, which must be given none); raises ValueError."""
+        if not self.size:
+            if conditions is not None:
+                raise ValueError("this model is not conditioned: give no conditions")
+            return None
+        if conditions is None:
+            raise ValueError(f"this {self.kind}-conditioned model needs conditions of shape ({count}, {self.size})")
+        conditions = np.asarray(conditions, dtype=np.float32)
+        if conditions.shape != (count, self.size) or not np.all(np.isfinite(conditions)):
+            raise ValueError(f"expected finite conditions of shape ({count}, {self.size}) "
+                             f"({', '.join(self.names)}), got {conditions.shape}")
+        return conditions
+
     def of_features(self, features) -> np.ndarray:
         """Perceptual conditions (N, size) from raw timbral features (N, 7)."""
         features = np.asarray(features, dtype=np.float64).reshape(-1, self.size)

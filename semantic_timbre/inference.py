@@ -26,7 +26,8 @@ import numpy as np
 
 from . import layout, safe_io
 from .cli import UserError
-from .model_files import PARAMETERS_JSON, PARAMETERS_PICKLE, WEIGHTS_FILE, ModelFolderError, check_model_config
+from .model_files import (PARAMETERS_JSON, PARAMETERS_PICKLE, WEIGHTS_FILE, ModelFolderError, check_model_config,
+                          spectrogram_batch)
 
 ENCODER_ONNX = "encoder.onnx"
 DECODER_ONNX = "decoder.onnx"
@@ -164,25 +165,10 @@ class OnnxModel:
                                    f"and run again (it is exported anew), or use --runtime tensorflow") from None
 
     def _as_batch(self, spectrograms) -> np.ndarray:
-        spectrograms = np.asarray(spectrograms, dtype=np.float32)
-        if spectrograms.ndim == len(self.spectrogram_shape) and self.spectrogram_shape[-1] == 1:
-            spectrograms = spectrograms[..., None]
-        if spectrograms.shape[1:] != self.spectrogram_shape:
-            raise ValueError(f"expected spectrograms of shape (N, {', '.join(map(str, self.spectrogram_shape))}), "
-                             f"got {spectrograms.shape}")
-        return spectrograms
+        return spectrogram_batch(spectrograms, self.spectrogram_shape)
 
     def _as_conditions(self, conditions, count: int):
-        size = self.conditioning.size
-        if not size:
-            if conditions is not None:
-                raise ValueError("this model is not conditioned: give no conditions")
-            return None
-        conditions = None if conditions is None else np.asarray(conditions, dtype=np.float32)
-        if conditions is None or conditions.shape != (count, size) or not np.all(np.isfinite(conditions)):
-            raise ValueError(f"this {self.conditioning.kind}-conditioned model needs finite conditions of shape "
-                             f"({count}, {size}) ({', '.join(self.conditioning.names)})")
-        return conditions
+        return self.conditioning.checked(conditions, count)
 
     @staticmethod
     def _run(session, name: str, values: np.ndarray, conditions, start: int, stop: int):

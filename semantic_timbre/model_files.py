@@ -104,6 +104,19 @@ def check_parameters(parameters, source: str = "the parameters") -> list:
     return [_plain(item) for item in parameters]
 
 
+def spectrogram_batch(spectrograms, shape) -> np.ndarray:
+    """Spectrograms (N, *shape), or (N, *shape[:-1]) for one channel, as a float32 batch (N, *shape);
+    raises ValueError for another shape."""
+    shape = tuple(shape)
+    spectrograms = np.asarray(spectrograms, dtype=np.float32)
+    if spectrograms.ndim == len(shape) and shape[-1] == 1:
+        spectrograms = spectrograms[..., None]
+    if spectrograms.shape[1:] != shape:
+        raise ValueError(f"expected spectrograms of shape (N, {', '.join(map(str, shape))}) "
+                         f"or (N, {', '.join(map(str, shape[:-1]))}), got {spectrograms.shape}")
+    return spectrograms
+
+
 def _as_tuples(value):
     """The thesis's pickled form: tuples all the way down."""
     if isinstance(value, (list, tuple)):

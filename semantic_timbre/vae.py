@@ -31,7 +31,7 @@ from .cli import quiet_tensorflow
 from .model_files import (  # noqa: F401  (re-exported: the model folder's API)
     DEMO_CONFIGURATION, PARAMETER_NAMES, PARAMETERS_JSON, PARAMETERS_PICKLE, RUN_TRAINING, THESIS_CONFIGURATION,
     WEIGHTS_FILE, ModelFolderError, _as_tuples, check_model_config, check_model_folder, check_parameters,
-    read_legacy_weights, read_parameters, write_legacy_weights)
+    read_legacy_weights, read_parameters, spectrogram_batch, write_legacy_weights)
 
 quiet_tensorflow()
 
@@ -345,28 +345,12 @@ class VAE(keras.Model):
     # -- inference
 
     def _as_batch(self, spectrograms) -> np.ndarray:
-        spectrograms = np.asarray(spectrograms, dtype=np.float32)
-        if spectrograms.ndim == len(self._spectrogram_shape) and self._spectrogram_shape[-1] == 1:
-            spectrograms = spectrograms[..., None]
-        if spectrograms.shape[1:] != self._spectrogram_shape:
-            raise ValueError(f"expected spectrograms of shape (N, {', '.join(map(str, self._spectrogram_shape))}) "
-                             f"or (N, {', '.join(map(str, self._spectrogram_shape[:-1]))}), got {spectrograms.shape}")
-        return spectrograms
+        return spectrogram_batch(spectrograms, self._spectrogram_shape)
 
     def _as_conditions(self, conditions, count: int) -> np.ndarray:
-        """The conditions (count, size) a conditioned model needs, checked; an empty array when unconditioned."""
-        size = self.conditioning.size
-        if not size:
-            if conditions is not None:
-                raise ValueError("this model is not conditioned: give no conditions")
-            return np.zeros((count, 0), np.float32)
-        if conditions is None:
-            raise ValueError(f"this {self.conditioning.kind}-conditioned model needs conditions of shape ({count}, {size})")
-        conditions = np.asarray(conditions, dtype=np.float32)
-        if conditions.shape != (count, size) or not np.all(np.isfinite(conditions)):
-            raise ValueError(f"expected finite conditions of shape ({count}, {size}) "
-                             f"({', '.join(self.conditioning.names)}), got {conditions.shape}")
-        return conditions
+        """The checked conditions (count, size); an empty (count, 0) array for an unconditioned model."""
+        checked = self.conditioning.checked(conditions, count)
+        return np.zeros((count, 0), np.float32) if checked is None else checked
 
     def _infer(self, which: str, batch: np.ndarray, conditions: np.ndarray):
         import tensorflow as tf
