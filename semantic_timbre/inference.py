@@ -27,7 +27,7 @@ import numpy as np
 from . import layout, safe_io
 from .cli import UserError
 from .model_files import (PARAMETERS_JSON, PARAMETERS_PICKLE, WEIGHTS_FILE, ModelFolderError, check_model_config,
-                          spectrogram_batch)
+                          sample_latent, spectrogram_batch)
 
 ENCODER_ONNX = "encoder.onnx"
 DECODER_ONNX = "decoder.onnx"
@@ -186,8 +186,7 @@ class OnnxModel:
         empty = np.zeros((0, self.latent_space_dimension), np.float32)
         mu = np.concatenate([mu for mu, _ in outputs]) if outputs else empty
         log_variance = np.concatenate([log_variance for _, log_variance in outputs]) if outputs else empty
-        epsilon = np.random.default_rng(seed).standard_normal(mu.shape).astype(np.float32)
-        return mu, log_variance, (mu + np.exp(log_variance / 2) * epsilon).astype(np.float32)
+        return mu, log_variance, sample_latent(mu, log_variance, seed)
 
     def decode(self, latent, batch_size=64, *, conditions=None):
         """As VAE.decode: spectrograms (N, 512, 64, 1) in [0, 1]."""

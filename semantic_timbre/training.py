@@ -8,12 +8,26 @@ What a run leaves in the model folder (model/ by default):
 - loss_curve.png: the losses against the epoch;
 - parameters.pkl, parameters.json, weights.h5: the final model (VAE.save), written at the end.
 
-A NaN or infinite loss stops the run at once; the last good checkpoint and model stay as they were.
-An epoch's checkpoint is written only once its weights are known good: finite, and giving a finite
-loss on the next batch (an update can leave finite weights that give NaN from then on), so the
-checkpoint a diverged run leaves is one that resuming at a lower learning rate can go on from.
-A checkpoint of other settings, or a finished model without a checkpoint, is never replaced
+A NaN or infinite loss is recovered from: training puts back the last weights and optimizer state
+it holds in memory that gave a finite loss (copies are kept at each epoch's end and every
+RECOVERY_SNAPSHOT_STEPS batches), halves the learning
+rate, says so in one line and goes on. After MAX_RECOVERIES such recoveries in a run (or at the
+first one with nan_recovery off, or when a spectrogram holds NaN values) the run stops; the last
+good checkpoint and model stay as they were. An epoch's checkpoint is written only once its weights
+are known good: finite, and giving a finite loss on the next batch (an update can leave finite
+weights that give NaN from then on), so the checkpoint on disk never holds weights that do not train
+on. A checkpoint of other settings, or a finished model without a checkpoint, is never replaced
 without --restart.
+
+Stability (every preset): the sampling and the KL term bound the log-variance they take
+(model_files.LOG_VARIANCE_BOUND); a linear learning-rate warm-up (warmup_epochs) and gradient
+clipping by global norm (clip_gradient_norm) are options, both on in the demo preset. The
+thesis's preset keeps none of them: its loss, learning rate and optimizer are the thesis's.
+
+Determinism: with the same seed, data and settings, a run on one machine gives the same losses
+every time (weights, shuffling and the sampling noise are seeded; TensorFlow's CPU kernels are
+deterministic for one thread layout). Across CPUs the float results differ in their last digits
+(oneDNN picks other kernels for AVX2 and AVX-512), and these differences grow over training.
 """
 
 from __future__ import annotations
@@ -48,6 +62,11 @@ DISTRIBUTIONS = ("none", "mirrored", "multi-worker")
 # CPU flags (Linux /proc/cpuinfo) of native bfloat16 arithmetic: x86's AVX512_BF16 and AMX, Arm's BF16
 NATIVE_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 CHECKPOINT_FORMAT = 1
+MAX_RECOVERIES = 3  # recoveries from a non-finite loss in one run before it stops
+# Recovery puts back the state of the start of the epoch or of the last RECOVERY_SNAPSHOT_STEPS
+# batches, whichever is later (one step back is often already past saving: huge but finite weights).
+RECOVERY_SNAPSHOT_STEPS = 100
+RECOVERY_LEARNING_RATE_FACTOR = 0.5
 
 
 class TrainingDivergedError(UserError):
@@ -77,6 +96,9 @@ class TrainingOptions:
     distribute: str = "none"
     xla: str = "auto"  # "on", "off", or "auto": on with a GPU, off on CPUs (where it measured slower)
     recalibrate_batch_norm: bool = True  # False: keep the moving statistics training left (the thesis)
+    warmup_epochs: float = 0.0  # a linear learning-rate warm-up over this many epochs' steps (0: none)
+    clip_gradient_norm: float | None = None  # clip the gradients' global norm to this (None: no clipping)
+    nan_recovery: bool = True  # False: stop at the first non-finite loss
     conditioning: str = "none"  # "none" (the thesis), "descriptor" or "perceptual" (conditioning.py)
     audio_dir: str | Path = layout.AUDIO_DIR  # the notes' audio, for perceptual features not yet cached
     minmax_dir: str | Path = layout.MINMAX_DIR  # where the perceptual features are cached
@@ -227,16 +249,17 @@ def non_finite_arrays(arrays: dict) -> list[str]:
 
 
 def write_checkpoint(path: str | Path, arrays: dict, weights: int, epoch: int, fingerprint: dict,
-                     history: list) -> None:
-    """Write checkpoint arrays, the epochs done and the history to one .npz, atomically.
+                     history: list, extra: dict | None = None) -> None:
+    """Write checkpoint arrays, the epochs done, the history (and `extra` metadata: the learning
+    rate's recovery scale, the recoveries so far) to one .npz, atomically.
 
     Raises ValueError (writing nothing) if any array holds NaN or infinite values.
     """
     bad = non_finite_arrays(arrays)
     if bad:
         raise ValueError(f"refusing to write a checkpoint with NaN or infinite values ({', '.join(bad[:3])})")
-    meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "fingerprint": fingerprint, "history": history,
-            "weights": weights, "optimizer_variables": len(arrays) - weights}
+    meta = {**(extra or {}), "format": CHECKPOINT_FORMAT, "epoch": epoch, "fingerprint": fingerprint,
+            "history": history, "weights": weights, "optimizer_variables": len(arrays) - weights}
     buffer = io.BytesIO()
     np.savez(buffer, **arrays, meta=np.array(json.dumps(meta)))
     safe_io.write_bytes_atomic(path, buffer.getvalue())
@@ -316,10 +339,10 @@ def plot_loss_curve(path: str | Path, history: list) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [row["epoch"] for row in history]
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for axis, name in zip(axes, LOSS_NAMES):
-        axis.plot(epochs, [row[name] for row in history], marker=".", label="training")
+        axis.plot([row["epoch"] for row in history if name in row], [row[name] for row in history if name in row],
+                  marker=".", label="training")
         if any(f"val_{name}" in row for row in history):
             axis.plot([row["epoch"] for row in history if f"val_{name}" in row],
                       [row[f"val_{name}"] for row in history if f"val_{name}" in row], marker=".",
@@ -327,7 +350,7 @@ def plot_loss_curve(path: str | Path, history: list) -> None:
             axis.legend()
         axis.set_title(name.replace("_", " "))
         axis.set_xlabel("epoch")
-        if all(row[name] > 0 for row in history):
+        if all(row[name] > 0 for row in history if name in row):
             axis.set_yscale("log")
         axis.grid(True, alpha=0.3)
     figure.tight_layout()
@@ -338,50 +361,131 @@ def plot_loss_curve(path: str | Path, history: list) -> None:
 
 # ---------------------------------------------------------------- the run
 
-def _epoch_recorder(vae, model_dir, fingerprint, history, chief):
-    """One Keras callback that stops at the first non-finite loss or weight, and writes each good
-    epoch's checkpoint, CSV and loss curve (on the chief worker only).
+def restore_arrays(vae, arrays: dict) -> None:
+    """Put checkpoint_arrays(vae) copies back into the model's weights and optimizer state."""
+    for prefix, variables in (("weight", vae.weights), ("optimizer", vae.optimizer.variables)):
+        for index, variable in enumerate(variables):
+            variable.assign(arrays[f"{prefix}_{index}"])
 
-    An epoch's state is held in memory and written only when the next batch's loss, computed with
-    exactly those weights, is finite (or when training ends): the last checkpoint on disk is
-    always one that trains on.
+
+def _epoch_recorder(vae, model_dir, fingerprint, history, chief, *, recovery: bool = True, log=print,
+                    data_paths=(), recoveries_before: int = 0, learning_rate: float = 0.0005):
+    # recoveries_before: those of earlier runs this one resumes (recorded in the checkpoint; the
+    # bound counts this run's only)
+    """One Keras callback that recovers from (or stops at) a non-finite loss or weight, and writes
+    each good epoch's checkpoint, CSV and loss curve (on the chief worker only).
+
+    State is held in memory and trusted only once a loss computed with it is finite: after each
+    batch whose loss is finite, the copy taken after the batch before becomes the last good state.
+    A non-finite loss (or non-finite weights or losses at an epoch's end) puts the last good state
+    back, multiplies the learning rate by RECOVERY_LEARNING_RATE_FACTOR and goes on, up to
+    MAX_RECOVERIES times in a run; then, or without `recovery`, training stops. The first time,
+    the spectrograms are checked for NaN values (then no recovery can help: it stops at once).
+    An epoch's state is written only when the next batch's loss, computed with exactly those
+    weights, is finite (or when training ends): the last checkpoint on disk is always one that
+    trains on.
     """
     import keras
+
+    from .schedules import learning_rate_scale, set_learning_rate_scale
 
     class EpochRecorder(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.diverged = None  # (epoch, batch or None, what) of the first non-finite loss
+            self.diverged = None  # (epoch, batch or None, what) of the non-finite loss that stopped training
+            self.bad_files = []  # spectrograms with NaN or infinite values, found at the first non-finite loss
+            self.checked_data = False
+            self.recoveries = 0
             self.epoch_start = None
             self.seconds = []
             self.pending = None  # (epoch, arrays, history) not yet known to train on
             self.written_epoch = None
+            self.good = None  # the last state known to give a finite loss
+            self.latest = None  # the state after the last update, not yet known good
+
+        def on_train_begin(self, logs=None):
+            self.since_snapshot = 0
+            if recovery:
+                self.latest = checkpoint_arrays(vae)
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
+            self.batches_since_recovery = None  # None: no recovery in this epoch
             self.epoch_start = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
             loss = float((logs or {}).get("loss", 0.0))
             if not math.isfinite(loss):
-                if self.diverged is None:
-                    self.diverged = (self.epoch, batch, f"the loss became {loss}")
-                    self.model.stop_training = True
-                if batch == 0 and self.pending is not None:
-                    # The weights this loss came from are the pending epoch's: they are not kept.
-                    self.pending = None
-                    history.pop()
-            elif self.pending is not None:
+                self._non_finite(batch, f"the loss became {loss}")
+                return
+            if self.batches_since_recovery is not None:
+                self.batches_since_recovery += 1
+            if recovery:
+                self._snapshot(batch)
+            if self.pending is not None:
                 self._write_pending()
+
+        def _snapshot(self, batch):
+            """After a finite loss: the snapshot it came from is good; every RECOVERY_SNAPSHOT_STEPS
+            batches, a new one."""
+            if self.latest is not None:
+                self.good, self.latest = self.latest, None
+            self.since_snapshot += 1
+            if self.since_snapshot >= RECOVERY_SNAPSHOT_STEPS:
+                self.since_snapshot = 0
+                latest = checkpoint_arrays(vae)
+                # The loss leaves out what training does not use (batch-norm moving statistics):
+                # a state is good when its loss is finite and it is finite too.
+                if non_finite_arrays(latest):
+                    self._non_finite(batch, "the weights became NaN or infinite")
+                else:
+                    self.latest = latest
 
         def _write_pending(self):
             epoch, arrays, rows = self.pending
             self.pending = None
             if chief:
-                write_checkpoint(checkpoint_path(model_dir), arrays, len(vae.weights), epoch, fingerprint, rows)
+                write_checkpoint(checkpoint_path(model_dir), arrays, len(vae.weights), epoch, fingerprint, rows,
+                                 {"learning_rate_scale": learning_rate_scale(vae.optimizer),
+                                  "recoveries": recoveries_before + self.recoveries})
                 write_training_log(Path(model_dir) / LOG_FILE_NAME, rows)
                 plot_loss_curve(Path(model_dir) / LOSS_CURVE_FILE_NAME, rows)
             self.written_epoch = epoch
+
+        def _can_recover(self) -> bool:
+            if not recovery or self.good is None or self.recoveries >= MAX_RECOVERIES:
+                return False
+            if not self.checked_data:  # the first time: is it the data?
+                self.bad_files, self.checked_data = dataset.find_non_finite(list(data_paths)), True
+            return not self.bad_files
+
+        def _non_finite(self, batch, what) -> bool:
+            """Recover (True) or stop (False) after a non-finite loss in `batch` (None: at the epoch's end)."""
+            where = f"epoch {self.epoch + 1}" + (f", batch {batch + 1}" if batch is not None else "")
+            if self.diverged is not None:
+                return False
+            if not self._can_recover():
+                self.diverged = (self.epoch, batch, what)
+                self.model.stop_training = True
+                if batch == 0 and self.pending is not None:
+                    # The weights this loss came from are the pending epoch's: they are not kept.
+                    self.pending = None
+                    history.pop()
+                return False
+            self.recoveries += 1
+            restore_arrays(vae, self.good)
+            self.latest, self.since_snapshot = None, 0
+            if self.pending is not None:  # the pending epoch's last weights gave it: keep the good ones
+                epoch, _, rows = self.pending
+                self.pending = (epoch, self.good, rows)
+            for metric in vae.metrics:  # the epoch's running means start again from the good weights
+                metric.reset_state()
+            self.batches_since_recovery = 0
+            scale = learning_rate_scale(vae.optimizer) * RECOVERY_LEARNING_RATE_FACTOR
+            rate = set_learning_rate_scale(vae.optimizer, scale, learning_rate)
+            log(f"{what} in {where}: put back the last good weights and optimizer state, halved the learning "
+                f"rate (now {rate:.3g}) and went on (recovery {self.recoveries} of {MAX_RECOVERIES})")
+            return True
 
         def on_epoch_end(self, epoch, logs=None):
             if self.diverged is not None:
@@ -389,20 +493,25 @@ def _epoch_recorder(vae, model_dir, fingerprint, history, chief):
             self.seconds.append(time.perf_counter() - self.epoch_start)
             logs = logs or {}
             row = {"epoch": epoch + 1}
-            for name in LOSS_NAMES:
-                for key in (name, f"val_{name}"):
-                    if key in logs:
-                        row[key] = float(logs[key])
+            # After a recovery in the epoch's last batch no training loss of the epoch is left to log.
+            keys = [f"val_{name}" for name in LOSS_NAMES] if self.batches_since_recovery == 0 else \
+                [key for name in LOSS_NAMES for key in (name, f"val_{name}")]
+            for key in keys:
+                if key in logs:
+                    row[key] = float(logs[key])
             bad = [f"{key} became {value}" for key, value in row.items() if key != "epoch" and not math.isfinite(value)]
             arrays = checkpoint_arrays(vae)
             if not bad and non_finite_arrays(arrays):
                 bad = ["the weights became NaN or infinite"]
             if bad:
-                self.diverged = (epoch, None, bad[0])
-                self.model.stop_training = True
-                return
+                if not self._non_finite(None, bad[0]):
+                    return
+                arrays = self.good
+                row = {key: value for key, value in row.items() if key == "epoch" or math.isfinite(value)}
             history.append(row)
             self.pending = (epoch + 1, arrays, list(history))
+            if recovery and arrays is not self.good:  # the next snapshot: the epoch's end
+                self.latest, self.since_snapshot = arrays, 0
 
         def on_train_end(self, logs=None):
             if self.pending is not None and self.diverged is None:
@@ -446,25 +555,34 @@ def write_validation_split(model_dir: str | Path, validation_paths) -> None:
 
 
 def learning_rate_of(options: TrainingOptions, steps_per_epoch: int):
-    """The optimizer's learning rate: a number (constant, the thesis's), or a cosine decay from
-    `learning_rate` to COSINE_FINAL_FRACTION of it over every step of the run. The schedule is a
+    """The optimizer's learning rate: a number (constant without warm-up, the thesis's), or a
+    schedules.LearningRate: a cosine decay from `learning_rate` to COSINE_FINAL_FRACTION of it over
+    every step of the run and/or a linear warm-up over the first `warmup_steps`. A schedule is a
     function of the optimizer's step count, which the checkpoint keeps, so a resumed run goes on
     along the same curve."""
-    if options.learning_rate_schedule == "constant":
+    warmup = warmup_steps(options, steps_per_epoch)
+    if options.learning_rate_schedule == "constant" and not warmup:
         return options.learning_rate
-    import keras
+    from .schedules import LearningRate
 
-    return keras.optimizers.schedules.CosineDecay(options.learning_rate, max(1, options.epochs * steps_per_epoch),
-                                                  alpha=COSINE_FINAL_FRACTION)
+    decay = max(1, options.epochs * steps_per_epoch) if options.learning_rate_schedule == "cosine" else None
+    return LearningRate(options.learning_rate, decay, COSINE_FINAL_FRACTION, warmup)
 
 
-def build_vae(configuration: dict, learning_rate, xla: bool = True, conditioning=None):
+def warmup_steps(options: TrainingOptions, steps_per_epoch: int) -> int:
+    """The warm-up's length in optimizer steps."""
+    return int(round(options.warmup_epochs * steps_per_epoch))
+
+
+def build_vae(configuration: dict, learning_rate, xla: bool = True, conditioning=None,
+              clip_gradient_norm: float | None = None):
     """Build and compile the VAE of a configuration dict (vae.THESIS_CONFIGURATION's keys) and a
-    conditioning.Conditioning (None: unconditioned); `learning_rate` is a number or a Keras schedule."""
+    conditioning.Conditioning (None: unconditioned); `learning_rate` is a number or a Keras
+    schedule; `clip_gradient_norm` clips the gradients' global norm (None: no clipping)."""
     from . import vae as vae_module
 
     model = vae_module.VAE(*_parameters_of(configuration), conditioning=conditioning)
-    model.compile(learning_rate=learning_rate, jit_compile=xla)
+    model.compile(learning_rate=learning_rate, jit_compile=xla, clip_gradient_norm=clip_gradient_norm)
     return model
 
 
@@ -476,6 +594,11 @@ def check_options(options: TrainingOptions) -> None:
         raise UserError(f"--batch-size must be at least 1, got {options.batch_size}")
     if not (options.learning_rate > 0 and math.isfinite(options.learning_rate)):
         raise UserError(f"--learning-rate must be a number above 0, got {options.learning_rate}")
+    if not (options.warmup_epochs >= 0 and math.isfinite(options.warmup_epochs)):
+        raise UserError(f"--warmup-epochs must be a number of at least 0, got {options.warmup_epochs}")
+    if options.clip_gradient_norm is not None and not (options.clip_gradient_norm > 0
+                                                       and math.isfinite(options.clip_gradient_norm)):
+        raise UserError(f"--clip-gradient-norm must be a number above 0, got {options.clip_gradient_norm}")
     if options.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
         raise UserError(f"unknown learning-rate schedule '{options.learning_rate_schedule}': choose "
                         f"{' or '.join(LEARNING_RATE_SCHEDULES)}")
@@ -594,6 +717,13 @@ def _finish(vae, options, model_dir, training_paths, validation_paths, log, cond
     """After the last epoch: re-estimate the batch-norm statistics, save the model and the split."""
     if options.recalibrate_batch_norm:
         recalibrate_batch_norm(vae, training_paths, options.batch_size, options.seed, log, conditions)
+        bad = non_finite_arrays({weight.path: np.asarray(weight.numpy()) for weight in vae.weights})
+        if bad:
+            raise TrainingDivergedError(
+                f"the batch-norm statistics re-estimated on the training data are not finite ({bad[0]}): the "
+                f"weights grew too large (training diverged); the checkpoint in {checkpoint_path(model_dir).parent}/ "
+                f"and the model files in {model_dir}/ are untouched; lower the learning rate (--learning-rate) "
+                "and train again (--restart)")
     vae.save(str(model_dir))
     write_validation_split(model_dir, validation_paths)
     log(f"saved the model in {model_dir}/ (training log {model_dir / LOG_FILE_NAME}, "
@@ -668,7 +798,8 @@ def train(options: TrainingOptions) -> TrainingResult:
         if policy:
             keras.mixed_precision.set_global_policy(policy)
         with strategy.scope():
-            vae = build_vae(configuration, learning_rate_of(options, steps), xla, spec)
+            vae = build_vae(configuration, learning_rate_of(options, steps), xla, spec, options.clip_gradient_norm)
+            vae.optimizer.build(vae.trainable_variables)  # its state exists from the start: recovery keeps copies
             if options.distribute == "multi-worker":
                 _log_losses_as_vectors(vae)
             history: list = []
@@ -677,8 +808,12 @@ def train(options: TrainingOptions) -> TrainingResult:
                 meta = restore_checkpoint(ckpt, vae)
                 first_epoch = int(meta["epoch"])
                 history = [row for row in meta["history"] if row["epoch"] <= first_epoch]
-                if options.learning_rate_schedule == "constant":
-                    vae.optimizer.learning_rate.assign(options.learning_rate)
+                from .schedules import set_learning_rate_scale
+
+                # A constant rate is this run's number; one lowered by recoveries before the
+                # checkpoint stays lowered.
+                set_learning_rate_scale(vae.optimizer, float(meta.get("learning_rate_scale", 1.0)),
+                                        options.learning_rate)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -710,7 +845,10 @@ def train(options: TrainingOptions) -> TrainingResult:
     if validation_paths:
         validation_data = dataset.spectrogram_dataset(validation_paths, options.batch_size, shuffle=False,
                                                       repeat=False, conditions=validation_conditions)
-    recorder = _epoch_recorder(vae, model_dir, fingerprint, history, chief)
+    recorder = _epoch_recorder(vae, model_dir, fingerprint, history, chief, recovery=options.nan_recovery, log=log,
+                               data_paths=training_paths + validation_paths,
+                               recoveries_before=int(meta.get("recoveries", 0)) if meta is not None else 0,
+                               learning_rate=options.learning_rate)
     callbacks = [recorder]
     if options.tensorboard_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(options.tensorboard_dir)))
@@ -719,6 +857,8 @@ def train(options: TrainingOptions) -> TrainingResult:
         + (f" (validating on {len(validation_paths)})" if validation_paths else "")
         + f", batch {options.batch_size}, learning rate {options.learning_rate}"
         + (f" with cosine decay to {COSINE_FINAL_FRACTION:g}x" if options.learning_rate_schedule == "cosine" else "")
+        + (f", warm-up {warmup_steps(options, steps)} steps" if warmup_steps(options, steps) else "")
+        + (f", gradient norm clipped to {options.clip_gradient_norm:g}" if options.clip_gradient_norm else "")
         + f", epochs {first_epoch + 1}"
           f"-{options.epochs}, {'XLA' if xla else 'no XLA'}"
         + (f", mixed precision {options.mixed_precision}" if policy else ""))
@@ -730,16 +870,21 @@ def train(options: TrainingOptions) -> TrainingResult:
         kept = (f"the last good checkpoint (epoch {history[-1]['epoch']}) in {ckpt.parent}/"
                 if history else "no checkpoint was written")
         where = f"epoch {epoch + 1}" + (f", batch {batch + 1}" if batch is not None else "")
-        log(f"{what} in {where}: looking for spectrograms with NaN or infinite values")
-        bad = dataset.find_non_finite(training_paths + validation_paths)
+        bad = recorder.bad_files
+        if not recorder.checked_data:
+            log(f"{what} in {where}: looking for spectrograms with NaN or infinite values")
+            bad = dataset.find_non_finite(training_paths + validation_paths)
+        if recorder.recoveries:
+            where += f" after {recorder.recoveries} recoveries (the learning rate halved each time)"
         if bad:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise ProcessedDataError(f"spectrogram {bad[0]}{more} holds NaN or infinite values ({what} "
                                      f"in {where}): delete it and re-run the pre-processor; {kept} "
                                      f"and the model files in {model_dir}/ are untouched")
+        advice = "and resume" if history else "and train again"
         raise TrainingDivergedError(f"{what} in {where}: training stopped; {kept} and "
                                     f"the model files in {model_dir}/ are untouched; lower the learning rate "
-                                    "(--learning-rate) and resume")
+                                    f"(--learning-rate) {advice}")
     if chief:
         _finish(vae, options, model_dir, training_paths, validation_paths, log, training_conditions_)
     seconds = sum(recorder.seconds)

@@ -29,9 +29,9 @@ import numpy as np
 from . import layout, safe_io
 from .cli import quiet_tensorflow
 from .model_files import (  # noqa: F401  (re-exported: the model folder's API)
-    DEMO_CONFIGURATION, PARAMETER_NAMES, PARAMETERS_JSON, PARAMETERS_PICKLE, RUN_TRAINING, THESIS_CONFIGURATION,
+    DEMO_CONFIGURATION, LOG_VARIANCE_BOUND, PARAMETER_NAMES, PARAMETERS_JSON, PARAMETERS_PICKLE, RUN_TRAINING, THESIS_CONFIGURATION,
     WEIGHTS_FILE, ModelFolderError, _as_tuples, check_model_config, check_model_folder, check_parameters,
-    read_legacy_weights, read_parameters, spectrogram_batch, write_legacy_weights)
+    read_legacy_weights, read_parameters, sample_latent, spectrogram_batch, write_legacy_weights)
 
 quiet_tensorflow()
 
@@ -64,7 +64,9 @@ class _Keras2Names:
 
 @keras.saving.register_keras_serializable(package="semantic_timbre")
 class Sampling(layers.Layer):
-    """z = mu + exp(log_variance / 2) * eps, eps ~ N(0, 1), drawn from the layer's own seed."""
+    """z = mu + exp(log_variance / 2) * eps, eps ~ N(0, 1), drawn from the layer's own seed; the
+    log-variance taken at most LOG_VARIANCE_BOUND (a bound training never reaches, so that a
+    run-away never overflows exp)."""
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -74,7 +76,7 @@ class Sampling(layers.Layer):
     def call(self, inputs):
         mu, log_variance = inputs
         epsilon = keras.random.normal(ops.shape(mu), dtype=mu.dtype, seed=self.seed_generator)
-        return mu + ops.exp(log_variance / 2) * epsilon
+        return mu + ops.exp(ops.minimum(log_variance, LOG_VARIANCE_BOUND) / 2) * epsilon
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
@@ -262,14 +264,17 @@ class VAE(keras.Model):
     def metrics(self):
         return [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
 
-    def compile(self, learning_rate=0.0005, jit_compile="auto", **kwargs):
-        """Compile with Adam at `learning_rate`; `jit_compile` XLA-compiles the train step ("auto":
-        only with a GPU; on CPUs TensorFlow's own kernels measured faster, bench/bench_training.py)."""
+    def compile(self, learning_rate=0.0005, jit_compile="auto", clip_gradient_norm=None, **kwargs):
+        """Compile with Adam at `learning_rate` (a number or a schedule), the gradients' global norm
+        clipped to `clip_gradient_norm` when given; `jit_compile` XLA-compiles the train step
+        ("auto": only with a GPU; on CPUs TensorFlow's own kernels measured faster,
+        bench/bench_training.py)."""
         if jit_compile == "auto":
             import tensorflow as tf
 
             jit_compile = bool(tf.config.list_logical_devices("GPU"))
-        kwargs.setdefault("optimizer", keras.optimizers.Adam(learning_rate=learning_rate))
+        kwargs.setdefault("optimizer", keras.optimizers.Adam(learning_rate=learning_rate,
+                                                             global_clipnorm=clip_gradient_norm))
         super().compile(jit_compile=jit_compile, **kwargs)
 
     def compute_losses(self, spectrograms, training=False, conditions=None):
@@ -282,6 +287,9 @@ class VAE(keras.Model):
         squared_error = ops.square(target - ops.cast(reconstructions, "float32"))
         mean_squared_error = ops.mean(ops.reshape(squared_error, (ops.shape(squared_error)[0], -1)), axis=1)
         reconstruction = RECONSTRUCTION_LOSS_WEIGHT * ops.mean(mean_squared_error)
+        # The thesis's KL; a log-variance above LOG_VARIANCE_BOUND (never reached in training) counts
+        # as the bound in both terms, so the term stays finite and gives no push further up.
+        log_variance = ops.minimum(log_variance, LOG_VARIANCE_BOUND)
         kl = ops.mean(-0.5 * ops.sum(1 + log_variance - ops.square(mu) - ops.exp(log_variance), axis=1))
         return reconstruction + kl, reconstruction, kl, reconstructions
 
@@ -384,9 +392,7 @@ class VAE(keras.Model):
         empty = np.zeros((0, self.latent_space_dimension), np.float32)
         mu = np.concatenate(mus) if mus else empty
         log_variance = np.concatenate(log_variances) if log_variances else empty
-        epsilon = np.random.default_rng(seed).standard_normal(mu.shape).astype(np.float32)
-        z = (mu + np.exp(log_variance / 2) * epsilon).astype(np.float32)
-        return mu, log_variance, z
+        return mu, log_variance, sample_latent(mu, log_variance, seed)
 
     def decode(self, latent, batch_size=64, *, conditions=None):
         """Decode latent codes (N, latent) in batches (a conditioned model: with the `conditions`

@@ -206,7 +206,8 @@ def test_resume_without_a_checkpoint_is_refused(processed_project, tmp_path):
     assert_one_line_error(result, "no checkpoint to resume from")
 
 
-def test_a_nan_loss_stops_keeps_the_last_good_checkpoint_and_resuming_slower_works(trained_tiny, tmp_path):
+def test_without_recovery_a_nan_loss_stops_keeps_the_last_good_checkpoint_and_resuming_slower_works(
+        trained_tiny, tmp_path):
     # A real divergence: resuming the trained model with an absurd learning rate (1e30) blows the
     # weights up within a step. One batch an epoch (batch 32 > 21 notes, no validation), so an
     # epoch's logged loss is that of the weights before its one update: the update that poisons the
@@ -218,7 +219,7 @@ def test_a_nan_loss_stops_keeps_the_last_good_checkpoint_and_resuming_slower_wor
     kept = {path.name: path.read_bytes() for path in [*model.iterdir(), training.checkpoint_path(model)]
             if path.is_file()}
     one_batch = [*TINY[:-2], "--batch-size", 32, "--epochs", 6]
-    result = run_script(SCRIPT, *one_batch, "--learning-rate", 1e30, cwd=project)
+    result = run_script(SCRIPT, *one_batch, "--learning-rate", 1e30, "--no-nan-recovery", cwd=project)
     error = assert_one_line_error(result, "the loss became nan in epoch 5", "checkpoint (epoch 3)", "untouched",
                                   "--learning-rate")
     assert "resuming" in result.stdout, error
@@ -232,6 +233,74 @@ def test_a_nan_loss_stops_keeps_the_last_good_checkpoint_and_resuming_slower_wor
     history = read_log(project)
     assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5, 6]
     assert all(np.isfinite(row["loss"]) for row in history)
+
+
+def _files_of(model: Path) -> dict:
+    from semantic_timbre import training
+
+    return {path.name: path.read_bytes() for path in [*model.iterdir(), training.checkpoint_path(model)]
+            if path.is_file()}
+
+
+def test_a_learning_rate_that_blows_up_is_recovered_from_and_training_finishes(trained_tiny, tmp_path):
+    # Resuming the trained model at a learning rate of 10,000: within an epoch the decoder's
+    # activations overflow its batch-norm statistics (infinite). Recovery puts back the state the
+    # epoch started from, halves the rate and goes on; the run ends with a finite model.
+    from semantic_timbre import training
+    from semantic_timbre.vae import VAE
+
+    project = copy_project(trained_tiny[0], tmp_path / "project")
+    result = run_script(SCRIPT, *TINY, "--epochs", 6, "--learning-rate", 1e4, "--no-batch-norm-recalibration",
+                        cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    recoveries = [line for line in result.stdout.splitlines() if "put back the last good weights" in line]
+    assert recoveries and "halved the learning rate (now 5e+03)" in recoveries[0], result.stdout
+    assert "(recovery 1 of 3)" in recoveries[0]
+    history = read_log(project)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5, 6]
+    assert all(np.isfinite(value) for row in history for value in row.values())
+    vae = VAE.load(project / "model")
+    assert all(np.all(np.isfinite(weight.numpy())) for weight in vae.weights)
+    meta = training.read_checkpoint_meta(training.checkpoint_path(project / "model"))
+    assert meta["epoch"] == 6 and meta["recoveries"] == len(recoveries)
+    assert meta["learning_rate_scale"] == pytest.approx(0.5 ** len(recoveries))
+
+
+def test_a_loss_that_stays_non_finite_stops_after_three_recoveries_and_keeps_the_checkpoint(trained_tiny, tmp_path):
+    from semantic_timbre import training
+
+    project = copy_project(trained_tiny[0], tmp_path / "project")
+    model = project / "model"
+    kept = _files_of(model)
+    result = run_script(SCRIPT, *TINY, "--epochs", 6, "--learning-rate", 1e30, cwd=project)
+    error = assert_one_line_error(result, "after 3 recoveries", "training stopped", "untouched", "--learning-rate")
+    assert result.stdout.count("put back the last good weights") == 3, error
+    assert "(recovery 3 of 3)" in result.stdout
+    meta = training.read_checkpoint_meta(training.checkpoint_path(model))
+    assert meta["epoch"] >= 3
+    if meta["epoch"] == 3:  # no epoch at the halved rates was good: the files are exactly as they were
+        assert _files_of(model) == kept
+    with np.load(training.checkpoint_path(model)) as archive:
+        assert not training.non_finite_arrays({name: archive[name] for name in archive.files if name != "meta"})
+
+
+def test_the_same_seed_gives_the_same_losses(processed_project, tmp_path):
+    runs = []
+    for name in ("first", "second"):
+        project = copy_project(processed_project, tmp_path / name)
+        result = run_script(SCRIPT, *TINY, "--epochs", 2, "--seed", 3, "--warmup-epochs", 1, cwd=project)
+        assert result.returncode == 0, result.stdout + result.stderr
+        runs.append(read_log(project))
+    assert runs[0] == runs[1]
+
+
+def test_bad_stability_options_are_refused_before_tensorflow_starts(processed_project, tmp_path):
+    project = copy_project(processed_project, tmp_path / "project")
+    for options, message in ((("--warmup-epochs", -1), "--warmup-epochs must be"),
+                             (("--clip-gradient-norm", -2), "--clip-gradient-norm must be a number above 0")):
+        result, tensorflow_started = run_without_tensorflow_check(SCRIPT, *TINY, *options, cwd=project)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert not tensorflow_started
 
 
 def test_a_spectrogram_with_nan_values_is_named(processed_project, tmp_path):
@@ -344,7 +413,8 @@ def test_the_demo_preset_trains_with_its_cosine_schedule(processed_project, tmp_
     project = copy_project(processed_project, tmp_path / "project")
     result = run_script(SCRIPT, "--preset", "demo", "--epochs", 2, cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "batch 16, learning rate 0.002 with cosine decay to 0.02x, epochs 1-2" in result.stdout
+    # 21 notes: 2 steps an epoch, so the 3 epochs of warm-up are 6 steps
+    assert "batch 16, learning rate 0.002 with cosine decay to 0.02x, warm-up 6 steps, epochs 1-2" in result.stdout
     history = read_log(project)
     assert [row["epoch"] for row in history] == [1, 2] and all(np.isfinite(row["loss"]) for row in history)
     vae = VAE.load(project / "model")

@@ -471,3 +471,35 @@ def test_fused_batch_normalization_trains_as_keras_batch_normalization():
                         layer.moving_variance, layer(x, training=False)])
     for keras_value, fused_value in zip(*results):
         np.testing.assert_allclose(np.asarray(fused_value), np.asarray(keras_value), rtol=1e-5, atol=1e-4)
+
+
+def test_sampling_and_kl_bound_the_log_variance_and_are_the_thesis_below_it():
+    import keras
+
+    from semantic_timbre.model_files import LOG_VARIANCE_BOUND, sample_latent
+    from semantic_timbre.vae import VAE, Sampling
+
+    mu = np.array([[0.5, -1.0, 2.0]], np.float32)
+    log_variance = np.array([[-3.0, 1.5, 200.0]], np.float32)  # exp(200) overflows float32
+    z = np.asarray(Sampling(seed=1)([keras.ops.convert_to_tensor(mu), keras.ops.convert_to_tensor(log_variance)]))
+    assert np.all(np.isfinite(z))
+    numpy_z = sample_latent(mu, log_variance, seed=4)
+    epsilon = np.random.default_rng(4).standard_normal(mu.shape).astype(np.float32)
+    expected = mu + np.exp(np.minimum(log_variance, LOG_VARIANCE_BOUND) / 2) * epsilon
+    np.testing.assert_allclose(numpy_z, expected, rtol=1e-6)
+    np.testing.assert_allclose(numpy_z[0, :2], (mu + np.exp(log_variance / 2) * epsilon)[0, :2], rtol=1e-6)
+    # The KL term of a tiny model: finite for a run-away log-variance, the thesis's formula below the bound
+    vae = VAE((512, 64, 1), (2, 2, 2, 2, 2), (3,) * 5, (2, 2, 2, 2, (2, 1)), 3)
+    spectrograms = np.random.default_rng(0).random((2, 512, 64, 1), dtype=np.float32)
+    log_variance_layer = vae.encoder.get_layer("log_variance")
+    kernel, bias = log_variance_layer.get_weights()
+    for shift, finite_only in ((0.0, False), (500.0, True)):
+        log_variance_layer.set_weights([kernel, bias + shift])
+        total, reconstruction, kl, _ = (np.asarray(value) for value in vae.compute_losses(spectrograms))
+        assert np.isfinite(total) and np.isfinite(kl)
+        if not finite_only:
+            mu_, log_variance_, _ = (np.asarray(value) for value in vae.encoder(spectrograms, training=False))
+            thesis = np.mean(-0.5 * np.sum(1 + log_variance_ - mu_ ** 2 - np.exp(log_variance_), axis=1))
+            assert float(kl) == pytest.approx(float(thesis), rel=1e-5)
+        else:
+            assert float(kl) == pytest.approx(-0.5 * 3 * (1 + LOG_VARIANCE_BOUND - np.exp(LOG_VARIANCE_BOUND)), rel=1e-3)
