@@ -49,3 +49,4 @@ bench: venv
 # Remove everything the demo generated (keeps the placeholders).
 clean-demo:
 	git clean -fdX -- audio spectrograms minmax model singlesample interpolated_samples evaluation
+	rm -f Visualise_VAE_Latent_Space* plotly.min.js
