@@ -206,14 +206,14 @@ class Explorer:
             path = Path(folder) / f"note{Path(name).suffix.lower()}"
             path.write_bytes(data)
             try:
-                normalised, low, high = read_note(path)
+                normalised, low, high, native_window = read_note(path, native=True)
                 own = None
                 if self.model.conditioning.kind == "descriptor":
                     own = self.model.conditioning.of_descriptors([""], [0])[0]
                 elif self.model.conditioning.kind == "perceptual":
-                    from .perceptual import timbral_features
+                    from .perceptual import window_features
 
-                    own = self.model.conditioning.of_features(timbral_features(path))[0]
+                    own = self.model.conditioning.of_features(window_features(*native_window, name=path))[0]
             except UserError as error:
                 raise RequestError(str(error).replace(str(path), name)) from None
         return self.wav(self.described(normalised, descriptor, magnitude, own), low, high)

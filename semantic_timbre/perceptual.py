@@ -101,6 +101,21 @@ def timbral_features(audio, *, sample_rate: int | None = None) -> np.ndarray:
     return np.array(values, dtype=np.float64)
 
 
+def window_features(samples: np.ndarray, sample_rate: int, *, name="the note") -> np.ndarray:
+    """The timbral features of the window a model encodes (a user's note: the 0.74 s from its onset,
+    at the file's own rate), or PerceptualFeaturesError naming `name` when timbral_models cannot
+    analyse it (too short or too quiet a note) or gives non-finite values."""
+    try:
+        features = timbral_features(np.asarray(samples, dtype=np.float64), sample_rate=sample_rate)
+    except Exception as error:  # noqa: BLE001  timbral_models fails on some notes with many exception types
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PerceptualFeaturesError(f"the timbral features of {name} cannot be computed ({type(error).__name__}: "
+                                      f"{detail[:120]}): give a longer, louder note") from None
+    if not np.all(np.isfinite(features)):
+        raise PerceptualFeaturesError(f"the timbral features of {name} are not finite: give a longer, louder note")
+    return features
+
+
 def _features_of_file(path: str) -> tuple[str, np.ndarray | None, str]:
     try:
         return path, timbral_features(path), ""

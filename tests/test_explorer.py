@@ -125,7 +125,7 @@ def test_upload_a_note_and_bad_uploads_write_nothing(client, project):
         (("../../etc/evil.wav",) + wav_upload()[1:], 400, "not a plain file name"),
         (("notes.txt", b"just text", "text/plain"), 400, "not an audio file"),
         (("empty.wav", b"", "audio/wav"), 400, "'empty.wav' is empty"),
-        (("fake.wav", b"RIFF but not really a wav file", "audio/wav"), 400, "cannot read fake.wav as audio"),
+        (("fake.wav", b"RIFF but not really a wav file", "audio/wav"), 400, "fake.wav cannot be read as audio"),
         (wav_upload("long.wav", seconds=4.0), 413, "larger than"),
         ((".hidden.wav",) + wav_upload()[1:], 400, "not a plain file name"),
     ]
