@@ -227,7 +227,7 @@ def test_explorer_with_conditioned_models(conditioned_project, tmp_path):
     for kind in ("descriptor", "perceptual"):
         app = create_app(project / f"model_{kind}", project / "spectrograms", project / "minmax", project / "audio",
                          runtime="onnx", griffin_lim_iters=4, log=lambda line: None)
-        client = TestClient(app)
+        client = TestClient(app, base_url="http://127.0.0.1:8000")
         assert client.get("/api/map").json()["conditioning"] == kind
         responses = [client.get("/api/notes/2/reconstruction.wav"),
                      client.get("/api/generate.wav", params={"descriptor": "Dark", "magnitude": 60, "pitch": "A4"}),
