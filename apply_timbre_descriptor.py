@@ -185,7 +185,10 @@ def direction_applies(arguments, normalised):
     directions, computed = descriptor_control.load_or_compute_directions(
         vae, arguments.model_dir, arguments.spectrograms_dir, arguments.minmax_dir)
     cache = Path(arguments.model_dir) / descriptor_control.DIRECTIONS_FILE_NAME
-    print(f"{'measured descriptor directions and cached them in' if computed else 'using cached descriptor directions from'} {cache}")
+    if not computed:
+        print(f"using cached descriptor directions from {cache}")
+    elif cache.is_file():  # (not when the model folder is read-only: a notice said so)
+        print(f"measured descriptor directions and cached them in {cache}")
     top = max(directions[arguments.descriptor])
     if arguments.magnitude > top:
         print(f"note: the data has {arguments.descriptor} up to magnitude {top}; using that direction")
