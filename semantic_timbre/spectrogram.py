@@ -355,7 +355,7 @@ def pghi_phase(magnitude: np.ndarray, hop_length: int = HOP_LENGTH, tolerance: f
     phasors.real, phasors.imag = np.cos(phase), np.sin(phase)
     if not flat_integrated.all():
         below = ~flat_integrated
-        phasors[below] = _random_phase(np.count_nonzero(below), random_state)
+        phasors[below] = _random_phase(nodes, random_state)[below]  # each coefficient its own draw
     return phasors.reshape(bins, frames)
 
 
