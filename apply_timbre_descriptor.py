@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import UserError, run_main
+from semantic_timbre.cli import UserError, check_seeds, run_main
 from semantic_timbre.inference import add_runtime_option
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
 from semantic_timbre.model_files import ModelFolderError, check_model_config
@@ -55,6 +55,7 @@ def parse_arguments(argv):
                         help="read the first 0.74 s of INPUT as the thesis did, leading silence included "
                              "(default: skip the silence before the note's onset)")
     arguments = parser.parse_args(argv)
+    check_seeds(arguments)
     check_griffin_lim_iters(arguments.griffin_lim_iters)
     return arguments
 

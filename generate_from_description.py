@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import run_main
+from semantic_timbre.cli import check_seeds, run_main
 from semantic_timbre.inference import add_model_options
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
 
@@ -37,6 +37,7 @@ def parse_arguments(argv):
     parser.add_argument("--griffin-lim-iters", type=int, default=32,
                         help=f"Griffin-Lim iterations, 1-{MAX_GRIFFIN_LIM_ITERS} (default: 32)")
     arguments = parser.parse_args(argv)
+    check_seeds(arguments)
     check_griffin_lim_iters(arguments.griffin_lim_iters)
     return arguments
 

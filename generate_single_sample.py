@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import run_main
+from semantic_timbre.cli import check_seeds, run_main
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, available_values, check_griffin_lim_iters
 from semantic_timbre.inference import add_model_options
 
@@ -43,6 +43,7 @@ def allowed_values_help() -> str:
 
 def check_common(arguments) -> None:
     check_griffin_lim_iters(arguments.griffin_lim_iters)
+    check_seeds(arguments)
 
 
 def note_conditions(arguments, notes):
@@ -68,6 +69,7 @@ def parse_arguments(argv):
     parser.add_argument("pitch", metavar="PITCH", help="note name, e.g. E4 or F#5")
     add_generation_options(parser, layout.SINGLE_SAMPLE_DIR)
     arguments = parser.parse_args(argv)
+    check_seeds(arguments)
     check_common(arguments)
     return arguments
 

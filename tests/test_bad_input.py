@@ -168,3 +168,86 @@ def test_a_fifo_given_to_apply_is_named_not_read(trained_project, tmp_path):
     result = run_script(APPLY, fifo, "Dark", 50, "-o", tmp_path / "out.wav", cwd=trained_project)
     assert_one_line_error(result, "pipe.wav", "not a regular file")
     assert not (tmp_path / "out.wav").exists()
+
+
+# -- seeds and parameters (issue 19, items 6 and 7)
+
+SEEDED = [
+    ("apply_timbre_descriptor.py", ("note.wav", "Dark", 50), "--seed"),
+    ("evaluate_timbre_generation_vae.py", (), "--seed"),
+    ("generate_from_description.py", ("Dark", 50, "E4"), "--seed"),
+    ("generate_single_sample.py", ("Dark", 50, "E4"), "--seed"),
+    ("generate_timbre_interpolation.py", ("Dark", 50, "E4", "Crunch", 50, "E4", 3), "--seed"),
+    ("make_demo_audio.py", ("--output", "demo"), "--seed"),
+    ("train_timbre_generation_vae.py", ("--epochs", 1), "--seed"),
+    ("visualise_latent_space.py", ("--method", "pca"), "--random-state"),
+]
+
+
+@pytest.mark.parametrize("script, arguments, option", SEEDED)
+@pytest.mark.parametrize("seed", [-1, 2 ** 70])
+def test_a_seed_outside_numpys_range_is_one_line(trained_project, tmp_path, script, arguments, option, seed):
+    project = tmp_path / "project"
+    shutil.copytree(trained_project, project)
+    before = sorted(path.relative_to(project) for path in project.rglob("*"))
+    result = run_script(script, *arguments, option, seed, cwd=project)
+    assert_one_line_error(result, f"{option} must be a whole number from 0 to 4,294,967,295", str(seed))
+    assert result.returncode == 2
+    assert sorted(path.relative_to(project) for path in project.rglob("*")) == before
+
+
+def edited_parameters(trained_project, tmp_path, change) -> Path:
+    import json
+
+    project = tmp_path / "project"
+    shutil.copytree(trained_project, project)
+    path = project / "model" / "parameters.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    return project
+
+
+MODEL_COMMANDS = [
+    ("generate_single_sample.py", ("Dark", 50, "E4")),
+    ("generate_timbre_interpolation.py", ("Dark", 50, "E4", "Crunch", 50, "E4", 3)),
+    ("generate_from_description.py", ("Dark", 50, "E4")),
+    ("visualise_latent_space.py", ("--method", "pca")),
+    ("evaluate_timbre_generation_vae.py", ()),
+]
+
+PERCEPTUAL = {"kind": "perceptual", "names": ["hardness", "depth", "brightness", "roughness", "warmth", "sharpness",
+                                               "boominess"],
+              "normalisation": {"mean": [0.0] * 7, "std": [1.0] * 7},
+              "trained_on": {"clean": {"0": [0.0] * 7}}}
+
+
+@pytest.mark.parametrize("case, change, said", [
+    ("latent of 10^12", lambda data: data.update(latent_space_dimension=10 ** 12), "larger than 65,536"),
+    ("4096 filters", lambda data: data.update(conv_filters=[4096] * 5), "would not fit in memory"),
+    ("names a string", lambda data: data.update(conditioning={**PERCEPTUAL, "names": "Fuzz"}),
+     "'names' is str, not a list"),
+    ("NaN mean", lambda data: data.update(conditioning={**PERCEPTUAL, "normalisation": {
+        "mean": [float("nan")] + [0.0] * 6, "std": [1.0] * 7}}), "NaN or infinite"),
+    ("profile of the wrong length", lambda data: data.update(conditioning={**PERCEPTUAL, "trained_on": {
+        "clean": {"0": [0.0] * 3}}}), "holds 3 value(s), expected 7"),
+])
+@pytest.mark.parametrize("script, arguments", MODEL_COMMANDS)
+def test_absurd_or_malformed_parameters_json_is_one_line(trained_project, tmp_path, script, arguments, case, change,
+                                                         said):
+    project = edited_parameters(trained_project, tmp_path, change)
+    before = sorted(path.relative_to(project) for path in project.rglob("*"))
+    result = run_script(script, *arguments, "--runtime", "tensorflow", cwd=project)
+    assert_one_line_error(result, "parameters.json", said)
+    assert sorted(path.relative_to(project) for path in project.rglob("*")) == before
+
+
+def test_an_edited_parameters_json_says_what_the_weights_were_saved_with(trained_project, tmp_path):
+    """Before: 'remove weights.h5 and train again' (the trained weights thrown away for an edit)."""
+    project = edited_parameters(trained_project, tmp_path, lambda data: data.update(latent_space_dimension=9))
+    result = run_script("generate_single_sample.py", "Dark", 50, "E4", "--runtime", "tensorflow", cwd=project)
+    line = assert_one_line_error(result, "weights.h5 was saved with other parameters", "the weights are kept",
+                                 "[[512, 64, 1], [8, 8, 8, 8, 8], [3, 3, 3, 3, 3], [2, 2, 2, 2, [2, 1]], 8]",
+                                 "model/parameters.json")
+    assert "remove" not in line
+    assert (project / "model" / "weights.h5").is_file()
