@@ -181,15 +181,16 @@ class Explorer:
         return self.wav(decoded[0, ..., 0], low, high)
 
     @functools.lru_cache(maxsize=256)
-    def generate(self, descriptor: str, magnitude: float, pitch: str) -> bytes:
-        """As generate_from_description.py: the clean note at `pitch` moved to the description."""
+    def generate(self, descriptor: str, magnitude: float, pitch: str, pickup: str | None = None) -> bytes:
+        """As generate_from_description.py: the clean note at `pitch` (with the pickup variant
+        `pickup`, if given) moved to the description."""
         from generate_from_description import clean_note
 
         from . import conditioning, descriptor_control, generation
 
         descriptor = layout.canonical_descriptor(descriptor)
         descriptor_control.check_request(descriptor, magnitude)
-        note = clean_note(self.notes, pitch, None, self.spectrograms_dir)
+        note = clean_note(self.notes, pitch, None, self.spectrograms_dir, pickup)
         (normalised,), ((low, high),) = generation.load_notes([note], self.spectrograms_dir, self.minmax_dir)
         own = None
         if self.model.conditioning.kind != "none":
@@ -440,8 +441,9 @@ def create_app(model_dir=layout.MODEL_DIR, spectrograms_dir=layout.SPECTROGRAMS_
                              f"reconstruction_{explorer.note(index).spectrogram_name[:-8]}.wav")
 
     @app.get("/api/generate.wav")
-    def generate(descriptor: str, magnitude: float, pitch: str):
-        return _wav_response(explorer.generate(descriptor, magnitude, pitch), f"{descriptor}{magnitude:g}_{pitch}.wav")
+    def generate(descriptor: str, magnitude: float, pitch: str, pickup: str | None = None):
+        return _wav_response(explorer.generate(descriptor, magnitude, pitch, pickup),
+                             f"{descriptor}{magnitude:g}_{pitch}{'_' + pickup if pickup else ''}.wav")
 
     @app.get("/api/interpolate.wav")
     def interpolate(first: int, second: int, steps: int = 5, step: int = 0):
