@@ -466,6 +466,8 @@ def create_app(model_dir=layout.MODEL_DIR, spectrograms_dir=layout.SPECTROGRAMS_
             raise
         future.add_done_callback(finished)
         waiting = asyncio.wrap_future(future)
+        # Retrieved even when nobody waits for it any more (the client left, the time ran out).
+        waiting.add_done_callback(lambda done: done.cancelled() or done.exception())
         deadline = time.monotonic() + upload_time_limit
         while True:
             done, _ = await asyncio.wait({waiting}, timeout=0.1)

@@ -277,3 +277,21 @@ def test_pickup_in_the_interpolation_and_generation_from_a_description(pickup_pr
 def test_pickup_is_listed_in_help(script, tmp_path):
     result = run_script(script, "--help", cwd=tmp_path)
     assert result.returncode == 0 and "--pickup NAME" in result.stdout and "bridge" in result.stdout
+
+
+def test_the_explorer_generates_from_a_pickup_variant(pickup_project):
+    from fastapi.testclient import TestClient
+
+    from semantic_timbre.explorer import create_app
+
+    root = pickup_project
+    app = create_app(root / "model", root / "spectrograms", root / "minmax", root / "audio", runtime="onnx",
+                     griffin_lim_iters=2, log=lambda line: None)
+    client = TestClient(app, base_url="http://127.0.0.1:8000")
+    params = {"descriptor": "Dark", "magnitude": 50, "pitch": "E4"}
+    plain = client.get("/api/generate.wav", params=params)
+    bridge = client.get("/api/generate.wav", params={**params, "pickup": "bridge"})
+    assert plain.status_code == bridge.status_code == 200 and plain.content != bridge.content
+    assert "_bridge.wav" in bridge.headers["content-disposition"]
+    missing = client.get("/api/generate.wav", params={**params, "pickup": "neck"})
+    assert missing.status_code == 400 and "--pickup neck" in missing.json()["error"]
