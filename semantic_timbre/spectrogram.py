@@ -381,10 +381,24 @@ def _local_maxima(values: np.ndarray) -> np.ndarray:
 
 
 def _gradient(values: np.ndarray, axis: int) -> np.ndarray:
-    """Centred differences along `axis` (one-sided at the ends; zero along a single sample)."""
+    """Centred differences along `axis`, the array continued by its edge values (so half the
+    one-sided difference at the ends, as the PGHI paper's reference code and pghipy compute it;
+    zero along a single sample).
+
+    The ends matter: frame 0 of a note that starts at once holds its attack, centred on the
+    first sample with half its window in the zero padding, and its time derivative sets the phase
+    steps across every bin of that frame. The full one-sided difference there over-steps them:
+    strongly distorted notes inverted about 30% worse (spectral convergence 0.103 against 0.074
+    on a tanh-distorted pluck; bench/bench_inversion.py)."""
     if values.shape[axis] < 2:
         return np.zeros_like(values)
-    return np.gradient(values, axis=axis)
+    gradient = np.gradient(values, axis=axis)
+    first = [slice(None)] * values.ndim
+    last = [slice(None)] * values.ndim
+    first[axis], last[axis] = 0, -1
+    gradient[tuple(first)] /= 2
+    gradient[tuple(last)] /= 2
+    return gradient
 
 
 INITS = ("pghi", "random")
