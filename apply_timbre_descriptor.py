@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import UserError, run_main
+from semantic_timbre.cli import UserError, check_seeds, run_main
 from semantic_timbre.inference import add_runtime_option
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
 from semantic_timbre.model_files import ModelFolderError, check_model_config
@@ -55,6 +55,7 @@ def parse_arguments(argv):
                         help="read the first 0.74 s of INPUT as the thesis did, leading silence included "
                              "(default: skip the silence before the note's onset)")
     arguments = parser.parse_args(argv)
+    check_seeds(arguments)
     check_griffin_lim_iters(arguments.griffin_lim_iters)
     return arguments
 
@@ -64,57 +65,70 @@ def default_output(input_path: Path, descriptor: str, magnitude: float) -> Path:
             / f"{input_path.stem}_{descriptor}{magnitude:g}.wav")
 
 
-def note_window(path, *, trim: bool = True):
+ONSET_SEARCH_SECONDS = 10.0  # the onset is looked for in the first 10 s only: nothing later is decoded
+
+
+def note_window(path, *, trim: bool = True, native: bool = False):
     """Return (the 0.74 s of INPUT the model reads, mono at 22,050 Hz; the samples skipped before it).
 
-    With `trim`, the whole file is loaded as the data set's notes are (mono, 22,050 Hz), the
-    silence before the note's onset is skipped (a few ms of pre-roll kept) and 0.74 s are taken
-    from there, zero-padded at the end. A note that starts at once skips nothing and gets exactly
-    the thesis's window; so does every note without `trim`: `spectrogram.load_note`.
-    """
-    import librosa
+    Only the first seconds are decoded (`spectrogram.read_frames`, the header checked first), so
+    a file's length or sample rate cannot make it costly. With `trim`, the silence before the
+    note's onset is skipped (a few ms of pre-roll kept), the onset looked for in the first
+    ONSET_SEARCH_SECONDS s, and 0.74 s are taken from there, zero-padded at the end. A note that
+    starts at once skips nothing and gets exactly the thesis's window; so does every note without
+    `trim`: `spectrogram.load_note`.
 
+    With `native`, a third value: the same 0.74 s as the file holds them, mono at its own rate,
+    and that rate (what the perceptual features are computed from), as a pair.
+    """
     from semantic_timbre import onset, spectrogram
 
-    if not trim:
-        return spectrogram.load_note(path), 0
-    whole, _ = librosa.load(path, sr=spectrogram.SAMPLE_RATE, mono=True)
-    skipped = onset.leading_silence(whole, sample_rate=spectrogram.SAMPLE_RATE)
-    if skipped == 0:
-        return spectrogram.load_note(path), 0
-    return spectrogram.pad_or_trim(whole[skipped:], spectrogram.NUM_SAMPLES), skipped
+    skipped = 0
+    if trim:
+        head, rate = spectrogram.read_frames(path, ONSET_SEARCH_SECONDS + spectrogram.DURATION_SECONDS + 0.1)
+        whole = spectrogram.resample(head, rate) if head.size else head
+        search = whole[:int(ONSET_SEARCH_SECONDS * spectrogram.SAMPLE_RATE)]
+        skipped = onset.leading_silence(search, sample_rate=spectrogram.SAMPLE_RATE)
+    window = spectrogram.pad_or_trim(whole[skipped:], spectrogram.NUM_SAMPLES) if skipped else \
+        spectrogram.load_note(path)
+    if not native:
+        return window, skipped
+    own, rate = spectrogram.read_frames(path, spectrogram.DURATION_SECONDS, skipped / spectrogram.SAMPLE_RATE)
+    return window, skipped, (spectrogram.pad_or_trim(own, int(rate * spectrogram.DURATION_SECONDS)), rate)
 
 
-def read_note(path: Path, *, trim: bool = True):
+def read_note(path: Path, *, trim: bool = True, native: bool = False):
     """Pre-process INPUT as the data set was, aligned at its onset with `trim` (said on stdout);
-    one clear error for a missing, unreadable or silent file."""
-    import soundfile
-
+    one clear error for a missing, unreadable, damaged, outlandish or silent file. With `native`,
+    a fourth value: the window at the file's own rate, (samples, rate) (see `note_window`)."""
     from semantic_timbre import spectrogram
 
     if path.is_dir():
         raise UserError(f"input note {path} is a folder: give one audio file, e.g. {path}/1-0.wav")
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise UserError(f"input note {path} does not exist")
+    advice = "give a WAV, FLAC, AIFF or OGG file of one note"
     try:
-        info = soundfile.info(str(path))
-    except Exception as error:  # libsndfile reports unreadable files as several exception types
-        detail = str(error).strip().splitlines()[0].split(": ")[-1] if str(error).strip() else type(error).__name__
-        raise UserError(f"cannot read {path} as audio ({detail}): give a WAV, FLAC, AIFF or OGG file") from None
-    if info.frames == 0:
-        raise UserError(f"input note {path} holds no samples")
-    if info.frames / info.samplerate < SHORT_NOTE_SECONDS:
-        print(f"warning: {path} lasts only {1000 * info.frames / info.samplerate:.0f} ms (a truncated file?); "
-              f"the model was trained on the first {spectrogram.DURATION_SECONDS} s of whole notes, the rest is "
-              "silence", file=sys.stderr)
-    window, skipped = note_window(path, trim=trim)
+        with spectrogram.open_audio(path) as sound:
+            frames, rate = sound.frames, sound.samplerate
+        if frames == 0:
+            raise UserError(f"input note {path} holds no samples")
+        if frames / rate < SHORT_NOTE_SECONDS:
+            print(f"warning: {path} lasts only {1000 * frames / rate:.0f} ms (a truncated file?); the model was "
+                  f"trained on the first {spectrogram.DURATION_SECONDS} s of whole notes, the rest is silence",
+                  file=sys.stderr)
+        read = note_window(path, trim=trim, native=native)
+    except spectrogram.AudioInputError as error:
+        raise UserError(f"input note {path} {error}: {advice}") from None
+    window, skipped = read[:2]
     if skipped / spectrogram.SAMPLE_RATE > SKIP_NOTICE_SECONDS:
         print(f"aligned at the onset: skipped {skipped / spectrogram.SAMPLE_RATE:.2f} s of leading silence "
               "(--no-trim for the thesis's exact window)")
     try:
-        return spectrogram.normalise(spectrogram.log_spectrogram(window))
+        spectrogram_ = spectrogram.normalise(spectrogram.log_spectrogram(window))
     except spectrogram.SilentNoteError as error:
         raise UserError(f"input note {path} cannot be used: {error}") from None
+    return (*spectrogram_, read[2]) if native else spectrogram_
 
 
 def check_output(output: Path, input_path: Path, overwrite: bool) -> None:
@@ -135,18 +149,19 @@ def check_output(output: Path, input_path: Path, overwrite: bool) -> None:
     safe_io.check_writable_folder(output.parent)
 
 
-def conditioned_model_applies(arguments, input_path, normalised, conditioning):
+def conditioned_model_applies(arguments, input_path, normalised, conditioning, native_window):
     """The note decoded with the description's condition by a conditioned model (its own condition:
-    a clean note's for a descriptor model, its timbral features for a perceptual one)."""
+    a clean note's for a descriptor model, for a perceptual one the timbral features of the 0.74 s
+    the model encodes, `native_window` = (samples at the file's rate, rate))."""
     from semantic_timbre import descriptor_control
 
     conditioning.target(arguments.descriptor, arguments.magnitude)  # a descriptor it never saw: said first
     if conditioning.kind == "descriptor":
         own = conditioning.of_descriptors([""], [0])[0]
     else:
-        from semantic_timbre.perceptual import timbral_features
+        from semantic_timbre.perceptual import window_features
 
-        own = conditioning.of_features(timbral_features(input_path))[0]
+        own = conditioning.of_features(window_features(*native_window, name=input_path))[0]
     from semantic_timbre.inference import load_model
 
     vae = load_model(arguments.model_dir, arguments.runtime)
@@ -171,7 +186,10 @@ def direction_applies(arguments, normalised):
     directions, computed = descriptor_control.load_or_compute_directions(
         vae, arguments.model_dir, arguments.spectrograms_dir, arguments.minmax_dir)
     cache = Path(arguments.model_dir) / descriptor_control.DIRECTIONS_FILE_NAME
-    print(f"{'measured descriptor directions and cached them in' if computed else 'using cached descriptor directions from'} {cache}")
+    if not computed:
+        print(f"using cached descriptor directions from {cache}")
+    elif cache.is_file():  # (not when the model folder is read-only: a notice said so)
+        print(f"measured descriptor directions and cached them in {cache}")
     top = max(directions[arguments.descriptor])
     if arguments.magnitude > top:
         print(f"note: the data has {arguments.descriptor} up to magnitude {top}; using that direction")
@@ -192,7 +210,7 @@ def main(argv=None) -> int:
 
     from semantic_timbre import safe_io, spectrogram
 
-    normalised, low, high = read_note(input_path, trim=not arguments.no_trim)
+    normalised, low, high, native_window = read_note(input_path, trim=not arguments.no_trim, native=True)
     try:
         config = check_model_config(arguments.model_dir)
     except ModelFolderError:
@@ -201,7 +219,7 @@ def main(argv=None) -> int:
         processed_data.require_spectrograms(arguments.spectrograms_dir)  # the first step missing is named first
         raise
     if config.conditioned:
-        decoded = conditioned_model_applies(arguments, input_path, normalised, config.conditioning)
+        decoded = conditioned_model_applies(arguments, input_path, normalised, config.conditioning, native_window)
     else:
         decoded = direction_applies(arguments, normalised)
     # De-normalised with the input's own min and max: the model predicts the shape of the

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semantic_timbre.cli import UserError, run_main
+from semantic_timbre.cli import UserError, check_seeds, run_main
 from semantic_timbre.inference import add_model_options
 
 VALIDATION_SPLIT_FILE = "validation_split.json"
@@ -56,6 +56,7 @@ def parse_arguments(argv):
                              "a stratified sample of N non-clean notes, by descriptor and pitch, drawn with --seed, "
                              "when there are more (default: 5000; 0: every note)")
     arguments = parser.parse_args(argv)
+    check_seeds(arguments)
     if not 0 <= arguments.held_out_fraction <= 1:
         raise UserError(f"--held-out-fraction {arguments.held_out_fraction} is outside 0..1")
     for name in ("max_notes", "griffin_lim_iters", "inverted_notes", "transfer_clean_notes", "batch_size",

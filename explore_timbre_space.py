@@ -37,9 +37,14 @@ def parse_arguments(argv):
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Refuse, before the model loads, a port another program holds or an address not of this computer."""
+    """Refuse, before the model loads, a port another program holds or an address not of this computer.
+
+    The probe sets SO_REUSEADDR, as uvicorn's own socket does: a port whose last connections
+    are still in TIME_WAIT (the explorer just stopped) is free to listen on, one that a program
+    listens on is not."""
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
     except OSError as error:
         raise UserError(f"cannot listen on {host}:{port} ({error.strerror}): choose another --port, or a --host "
@@ -53,7 +58,8 @@ def main(argv=None) -> int:
 
     app = create_app(arguments.model_dir, arguments.spectrograms_dir, arguments.minmax_dir, arguments.audio_dir,
                      runtime=arguments.runtime, method=arguments.method,
-                     griffin_lim_iters=arguments.griffin_lim_iters, log=lambda line: print(line, file=sys.stderr))
+                     griffin_lim_iters=arguments.griffin_lim_iters, log=lambda line: print(line, file=sys.stderr),
+                     host=arguments.host, port=arguments.port)
     serve(app, arguments.host, arguments.port, open_browser=not arguments.no_browser)
     return 0
 

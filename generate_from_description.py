@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import run_main
+from semantic_timbre.cli import check_seeds, run_main
 from semantic_timbre.inference import add_model_options
-from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
+from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, PICKUP_HELP, check_griffin_lim_iters
 
 
 def parse_arguments(argv):
@@ -28,6 +28,7 @@ def parse_arguments(argv):
     parser.add_argument("pitch", metavar="PITCH", help="a note name with a clean note in the data, e.g. A4")
     parser.add_argument("--string", type=int, default=None,
                         help="string (1-6) of the clean note, for a pitch that sits on several strings")
+    parser.add_argument("--pickup", metavar="NAME", default=None, help=f"of the clean note: {PICKUP_HELP}")
     parser.add_argument("-o", "--output", metavar="OUT.wav",
                         help="where to write the note (default: "
                              "singlesample/generated/<DESCRIPTOR><MAGNITUDE>_<PITCH>.wav)")
@@ -37,6 +38,7 @@ def parse_arguments(argv):
     parser.add_argument("--griffin-lim-iters", type=int, default=32,
                         help=f"Griffin-Lim iterations, 1-{MAX_GRIFFIN_LIM_ITERS} (default: 32)")
     arguments = parser.parse_args(argv)
+    check_seeds(arguments)
     check_griffin_lim_iters(arguments.griffin_lim_iters)
     return arguments
 
@@ -51,10 +53,10 @@ def parse_magnitude(text: str) -> float:
                                      f"100 (strongest)") from None
 
 
-def clean_note(notes, pitch: str, string: int | None, spectrograms_dir):
-    """The clean note (magnitude 0) at `pitch` (on `string`, if given); one line listing the
-    pitches that have one otherwise."""
-    from semantic_timbre.generation import NoteRequestError, pitch_sort_key
+def clean_note(notes, pitch: str, string: int | None, spectrograms_dir, pickup: str | None = None):
+    """The clean note (magnitude 0) at `pitch` (on `string`, with the pickup variant `pickup`, if
+    given); one line listing the pitches (or the pickups) that have one otherwise."""
+    from semantic_timbre.generation import NoteRequestError, pickups_of, pitch_sort_key
 
     clean = [note for note in notes if note.is_clean]
     pitches = sorted({note.pitch for note in clean}, key=pitch_sort_key)
@@ -70,6 +72,13 @@ def clean_note(notes, pitch: str, string: int | None, spectrograms_dir):
             raise NoteRequestError(f"no clean {candidates[0].pitch} on string {string}; it is on string(s) "
                                    f"{', '.join(str(s) for s in sorted({n.string for n in candidates}))}")
         candidates = on_string
+    if pickup is not None:
+        chosen = [note for note in candidates if note.answers_to_pickup(pickup)]
+        if not chosen:
+            have = ", ".join(name or "(plain: no --pickup)" for name in pickups_of(candidates))
+            raise NoteRequestError(f"no clean {candidates[0].pitch} with --pickup {pickup} in {spectrograms_dir}/: "
+                                   f"it has {have}")
+        candidates = chosen
     # The thesis's string 1 first, then the lowest string number; a plain file name before variants.
     return min(candidates, key=lambda note: (note.string, note.variant, note.spectrogram_name))
 
@@ -84,7 +93,7 @@ def main(argv=None) -> int:
     magnitude = parse_magnitude(arguments.magnitude)
     descriptor_control.check_request(descriptor, magnitude)
     notes = processed_data.require_spectrograms(arguments.spectrograms_dir)
-    note = clean_note(notes, arguments.pitch, arguments.string, arguments.spectrograms_dir)
+    note = clean_note(notes, arguments.pitch, arguments.string, arguments.spectrograms_dir, arguments.pickup)
     (normalised,), ((low, high),) = generation.load_notes([note], arguments.spectrograms_dir, arguments.minmax_dir)
     config = check_model_config(arguments.model_dir)
     own_condition = None

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import run_main
-from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, available_values, check_griffin_lim_iters
+from semantic_timbre.cli import check_seeds, run_main
+from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, PICKUP_HELP, available_values, check_griffin_lim_iters
 from semantic_timbre.inference import add_model_options
 
 
@@ -21,6 +21,7 @@ def add_generation_options(parser: argparse.ArgumentParser, output_dir: str) -> 
     parser.add_argument("--string", type=int, default=None,
                         help="string (1-6) for a pitch that sits on several strings (default: string 1 if the "
                              "data has the note there, else the only string that has it)")
+    parser.add_argument("--pickup", metavar="NAME", default=None, help=PICKUP_HELP)
     parser.add_argument("--use-mean", action="store_true",
                         help="decode the mean code mu instead of a sample z (the thesis samples z)")
     parser.add_argument("--seed", type=int, default=None,
@@ -43,6 +44,7 @@ def allowed_values_help() -> str:
 
 def check_common(arguments) -> None:
     check_griffin_lim_iters(arguments.griffin_lim_iters)
+    check_seeds(arguments)
 
 
 def note_conditions(arguments, notes):
@@ -68,18 +70,20 @@ def parse_arguments(argv):
     parser.add_argument("pitch", metavar="PITCH", help="note name, e.g. E4 or F#5")
     add_generation_options(parser, layout.SINGLE_SAMPLE_DIR)
     arguments = parser.parse_args(argv)
+    check_seeds(arguments)
     check_common(arguments)
     return arguments
 
 
 def main(argv=None) -> int:
-    from semantic_timbre.generation import check_output_folders, find_note, generate_single_sample, load_notes
+    from semantic_timbre.generation import (check_output_folders, find_note_with_pickup, generate_single_sample,
+                                            load_notes)
 
     arguments = parse_arguments(argv)
     # Everything that can be wrong with the request, the data, the model folder or the output
     # folders is reported before TensorFlow starts and before any file is written.
-    note = find_note(arguments.descriptor, arguments.magnitude, arguments.pitch, arguments.string,
-                     arguments.spectrograms_dir)
+    note = find_note_with_pickup(arguments.descriptor, arguments.magnitude, arguments.pitch, arguments.string,
+                                 arguments.spectrograms_dir, arguments.pickup)
     loaded = load_notes([note], arguments.spectrograms_dir, arguments.minmax_dir)
     conditions = note_conditions(arguments, [note])
     check_output_folders(arguments.output_dir)  # last: it creates them

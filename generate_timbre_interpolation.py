@@ -35,15 +35,15 @@ def parse_arguments(argv):
 
 
 def main(argv=None) -> int:
-    from semantic_timbre.generation import (check_output_folders, check_steps, find_note, generate_interpolation,
-                                            load_notes)
+    from semantic_timbre.generation import (check_output_folders, check_steps, find_note_with_pickup,
+                                            generate_interpolation, load_notes)
 
     arguments = parse_arguments(argv)
     steps = check_steps(arguments.steps)
-    first = find_note(arguments.descriptor1, arguments.magnitude1, arguments.pitch1, arguments.string,
-                      arguments.spectrograms_dir)
-    second = find_note(arguments.descriptor2, arguments.magnitude2, arguments.pitch2, arguments.string,
-                       arguments.spectrograms_dir)
+    first = find_note_with_pickup(arguments.descriptor1, arguments.magnitude1, arguments.pitch1, arguments.string,
+                                  arguments.spectrograms_dir, arguments.pickup)
+    second = find_note_with_pickup(arguments.descriptor2, arguments.magnitude2, arguments.pitch2, arguments.string,
+                                   arguments.spectrograms_dir, arguments.pickup)
     loaded = load_notes([first, second], arguments.spectrograms_dir, arguments.minmax_dir)
     conditions = note_conditions(arguments, [first, second])
     check_output_folders(arguments.output_dir)  # last: it creates them

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from semantic_timbre import demo_audio, layout
-from semantic_timbre.cli import UserError, run_main
+from semantic_timbre.cli import UserError, check_seeds, run_main
 
 
 def _available_cores() -> int:
@@ -53,7 +53,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--full-release", action="store_true",
                         help="the full release's shape: strings 1-6 and magnitudes 0, 5, ..., 100 "
                              "under every descriptor")
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    check_seeds(arguments)
+    return arguments
 
 
 def _descriptors(names):

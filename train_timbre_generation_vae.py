@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from semantic_timbre.cli import UserError, quiet_tensorflow, run_main
+from semantic_timbre.cli import UserError, quiet_tensorflow, check_seeds, run_main
 
 # The demo preset's training (its architecture is model_files.DEMO_CONFIGURATION): a few minutes
 # on two CPU cores, measured by bench/bench_demo_quality.py. A few epochs need a faster start than
@@ -92,7 +92,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         default=int(os.environ.get(LOGICAL_CPUS_VARIABLE, "0") or 0),
                         help="testing aid: split the CPU into N logical devices (e.g. to try --distribute "
                              f"mirrored without GPUs; also read from ${LOGICAL_CPUS_VARIABLE})")
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    check_seeds(arguments)
+    return arguments
 
 
 def configuration_of(arguments) -> dict:

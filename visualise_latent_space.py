@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import UserError, run_main
+from semantic_timbre.cli import UserError, check_seeds, run_main
 from semantic_timbre.inference import add_runtime_option
 
 
@@ -53,6 +53,7 @@ def parse_arguments(argv):
     parser.add_argument("--no-html", action="store_true", help="do not write the interactive HTML version")
     parser.add_argument("--show", action="store_true", help="also open the plot in a window")
     arguments = parser.parse_args(argv)
+    check_seeds(arguments)
     if arguments.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {arguments.batch_size}")
     if not arguments.perplexity > 0:

@@ -12,6 +12,19 @@ class UserError(Exception):
     """A problem the user can fix; its message says what was wrong and what to do."""
 
 
+MAX_SEED = 2 ** 32 - 1  # numpy's and Keras's seeds
+
+
+def check_seeds(arguments) -> None:
+    """Refuse a --seed or --random-state outside 0..2**32 - 1 (numpy's range) before any work."""
+    for name in ("seed", "random_state"):
+        value = getattr(arguments, name, None)
+        if value is not None and not 0 <= value <= MAX_SEED:
+            option = "--" + name.replace("_", "-")
+            raise UserError(f"{option} must be a whole number from 0 to {MAX_SEED:,}, got {value}: choose "
+                            f"another {option}")
+
+
 def run_main(main, argv=None) -> int:
     """Run `main(argv)` and turn expected failures into a one-line message and an exit status.
 

@@ -68,6 +68,18 @@ class Conditioning:
         if self.kind == "perceptual" and not (len(self.mean) == len(self.std) == len(self.names)
                                               and all(value > 0 for value in self.std)):
             raise ModelFolderError("a perceptual conditioning needs a mean and a positive std per feature")
+        if not all(np.isfinite(value) for value in self.mean + self.std):
+            raise ModelFolderError("its normalisation holds NaN or infinite values")
+        if self.kind == "descriptor" and len(self.names) < 2:
+            raise ModelFolderError(f"a descriptor conditioning needs descriptors and a magnitude, not {len(self.names)} "
+                                   "entry")
+        width = len(self.names) if self.kind == "perceptual" else 0
+        for descriptor, magnitude, values in self.profiles:
+            if not 0 <= magnitude <= 100:
+                raise ModelFolderError(f"the profile of {descriptor or 'clean'} has magnitude {magnitude}, outside 0..100")
+            if len(values) != width or not all(np.isfinite(value) for value in values):
+                raise ModelFolderError(f"the profile of {descriptor or 'clean'} {magnitude} holds {len(values)} value(s), "
+                                       f"expected {width} finite ones")
 
     @property
     def size(self) -> int:
@@ -113,14 +125,19 @@ class Conditioning:
     @classmethod
     def from_json(cls, data) -> "Conditioning":
         try:
+            for key, kind in (("names", list), ("normalisation", dict), ("trained_on", dict)):
+                if key in data and not isinstance(data[key], kind):
+                    raise TypeError(f"'{key}' is {type(data[key]).__name__}, not a {kind.__name__}")
             normalisation = data.get("normalisation", {})
             profiles = tuple(("" if descriptor == "clean" else descriptor, int(magnitude), tuple(values))
                              for descriptor, magnitudes in data.get("trained_on", {}).items()
                              for magnitude, values in magnitudes.items())
             return cls(data["kind"], tuple(data.get("names", ())), tuple(normalisation.get("mean", ())),
                        tuple(normalisation.get("std", ())), profiles)
-        except (AttributeError, KeyError, TypeError, ValueError) as error:
-            raise ModelFolderError(f"the conditioning recorded in parameters.json is malformed ({error})") from None
+        except (AttributeError, KeyError, TypeError, ValueError, ModelFolderError) as error:
+            raise ModelFolderError(f"the conditioning recorded in parameters.json is malformed ({error}): put back the "
+                                   "parameters.json written with the model (an edited copy does not match its "
+                                   "weights), or train the model again") from None
 
     def trained_descriptors(self) -> list[str]:
         """The descriptors the model was trained with (at a magnitude above 0)."""

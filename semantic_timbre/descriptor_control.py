@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -151,19 +152,28 @@ def save_directions(model_dir, directions: dict[str, dict[int, np.ndarray]], fin
                                (json.dumps(fingerprint, indent=2, sort_keys=True) + "\n").encode())
 
 
-def load_directions(model_dir, fingerprint: dict) -> dict[str, dict[int, np.ndarray]] | None:
-    """Return the cached directions if they exist and were measured on the same model and data."""
-    cache = safe_io.load_npz_cache(Path(model_dir) / DIRECTIONS_FILE_NAME, fingerprint)
-    if cache is None:
-        return None  # none, unreadable or of another model or data: measured again
+def load_directions(model_dir, fingerprint: dict, latent_size: int | None = None
+                    ) -> dict[str, dict[int, np.ndarray]] | None:
+    """Return the cached directions if they exist, were measured on the same model and data, and
+    are what they should be: '<descriptor>/<magnitude>' keys, finite vectors of `latent_size`
+    values (any one size when None). A damaged cache is named in a notice and measured again."""
     directions: dict[str, dict[int, np.ndarray]] = {}
-    try:
-        for key, value in cache.items():
+
+    def check(arrays):
+        if not arrays:
+            raise ValueError("no directions")
+        for key in arrays:
             descriptor, magnitude = key.rsplit("/", 1)
-            directions.setdefault(descriptor, {})[int(magnitude)] = value.astype(np.float32)
-    except ValueError:
-        return None
-    return directions or None
+            vector = safe_io.expect(arrays, key, (latent_size,))
+            if not descriptor or not 0 < int(magnitude) <= 100:
+                raise ValueError(f"'{key}' is not <descriptor>/<magnitude 1-100>")
+            directions.setdefault(descriptor, {})[int(magnitude)] = vector.astype(np.float32)
+        sizes = {vector.shape for by_magnitude in directions.values() for vector in by_magnitude.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"directions of different sizes {sorted(sizes)}")
+
+    cache = safe_io.load_npz_cache(Path(model_dir) / DIRECTIONS_FILE_NAME, fingerprint, check=check)
+    return directions if cache is not None else None  # none, damaged or of another model or data: measured again
 
 
 def load_or_compute_directions(vae, model_dir=layout.MODEL_DIR, spectrograms_dir=layout.SPECTROGRAMS_DIR,
@@ -184,13 +194,18 @@ def load_or_compute_directions(vae, model_dir=layout.MODEL_DIR, spectrograms_dir
 
     notes = processed_data.require_spectrograms(spectrograms_dir)
     fingerprint = data_fingerprint(model_dir, spectrograms_dir, minmax_dir)
-    cached = load_directions(model_dir, fingerprint)
+    cached = load_directions(model_dir, fingerprint, getattr(vae, "latent_space_dimension", None))
     if cached is not None:
         return cached, False
     codes = encode_notes(vae, notes, spectrograms_dir=str(spectrograms_dir), batch_size=batch_size,
                          use_mean=True, progress=progress)
     directions = descriptor_directions(codes, [n.descriptor for n in notes], [n.magnitude for n in notes])
-    save_directions(model_dir, directions, fingerprint)
+    try:
+        save_directions(model_dir, directions, fingerprint)
+    except OSError as error:  # a read-only model folder: the directions are used all the same
+        print(f"notice: the descriptor directions could not be cached in {Path(model_dir) / DIRECTIONS_FILE_NAME} "
+              f"({error.strerror or error}); they are measured again on every run: make {model_dir} writable to "
+              "keep them", file=sys.stderr)
     return directions, True
 
 

@@ -11,23 +11,35 @@ apply_timbre_descriptor.py does). Every result is a WAV that can be downloaded.
 
 Endpoints: GET / (the page), /plotly.min.js, /api/map, /api/notes/{index}/original.wav,
 /api/notes/{index}/reconstruction.wav, /api/generate.wav, /api/interpolate.wav; POST /api/apply.wav.
-A bad request answers a JSON {"error": "..."} (status 400, 404 or 413) that the page shows.
+A bad request answers a JSON {"error": "..."} (status 400, 403, 404, 413 or 503) that the page shows.
+
+What a request can cost is bounded: only requests whose Host is the explorer's own address (and
+whose Origin, when a browser sends one, is the page's) are answered, so no other web page can post
+to it; the upload's size limit is enforced while the body streams in; an upload's note is decoded
+only as far as it is used (apply_timbre_descriptor.read_note); uploads run in a small pool of
+worker threads (more waiting than it holds: 503, try again), each with a time limit, and stop at
+the next stage when their client disconnects or the limit passes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import ipaddress
+import json
 import re
+import socket
 import sys
 import tempfile
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from . import layout
@@ -36,6 +48,10 @@ from .cli import UserError
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
 GRIFFIN_LIM_SEED = 0  # every answer reproducible: the same request, the same WAV
+UPLOAD_WORKERS = 2  # uploads decoded and transformed at once
+UPLOAD_QUEUE = 4  # uploads waiting for a worker beyond those; more are answered 503
+UPLOAD_TIME_LIMIT_SECONDS = 60.0
+FORM_OVERHEAD_BYTES = 64 * 1024  # the multipart headers and the form's other fields
 
 
 class RequestError(UserError):
@@ -44,6 +60,15 @@ class RequestError(UserError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+
+
+class RequestStopped(Exception):
+    """An upload's work stopped between stages: its client went away or its time ran out."""
+
+
+def _check_stop(stop) -> None:
+    if stop is not None and stop.is_set():
+        raise RequestStopped()
 
 
 class Explorer:
@@ -156,15 +181,16 @@ class Explorer:
         return self.wav(decoded[0, ..., 0], low, high)
 
     @functools.lru_cache(maxsize=256)
-    def generate(self, descriptor: str, magnitude: float, pitch: str) -> bytes:
-        """As generate_from_description.py: the clean note at `pitch` moved to the description."""
+    def generate(self, descriptor: str, magnitude: float, pitch: str, pickup: str | None = None) -> bytes:
+        """As generate_from_description.py: the clean note at `pitch` (with the pickup variant
+        `pickup`, if given) moved to the description."""
         from generate_from_description import clean_note
 
         from . import conditioning, descriptor_control, generation
 
         descriptor = layout.canonical_descriptor(descriptor)
         descriptor_control.check_request(descriptor, magnitude)
-        note = clean_note(self.notes, pitch, None, self.spectrograms_dir)
+        note = clean_note(self.notes, pitch, None, self.spectrograms_dir, pickup)
         (normalised,), ((low, high),) = generation.load_notes([note], self.spectrograms_dir, self.minmax_dir)
         own = None
         if self.model.conditioning.kind != "none":
@@ -193,12 +219,14 @@ class Explorer:
         low, high = interpolate(np.array([low_a, high_a]), np.array([low_b, high_b]), steps)[step]
         return self.wav(self.model.decode(code, conditions=condition)[0, ..., 0], low, high)
 
-    def apply(self, data: bytes, filename: str, descriptor: str, magnitude: float) -> bytes:
-        """An uploaded note (bytes) with the descriptor applied; decoded in a temporary folder only."""
+    def apply(self, data: bytes, filename: str, descriptor: str, magnitude: float, stop=None) -> bytes:
+        """An uploaded note (bytes) with the descriptor applied; decoded in a temporary folder only.
+        `stop` (a threading.Event): once set, the work ends at the next stage (RequestStopped)."""
         from apply_timbre_descriptor import read_note
 
         from . import descriptor_control
 
+        _check_stop(stop)  # waited in the queue while its client went away
         name = check_upload(data, filename)
         descriptor = layout.canonical_descriptor(descriptor)
         descriptor_control.check_request(descriptor, magnitude)
@@ -206,17 +234,21 @@ class Explorer:
             path = Path(folder) / f"note{Path(name).suffix.lower()}"
             path.write_bytes(data)
             try:
-                normalised, low, high = read_note(path)
+                normalised, low, high, native_window = read_note(path, native=True)
+                _check_stop(stop)
                 own = None
                 if self.model.conditioning.kind == "descriptor":
                     own = self.model.conditioning.of_descriptors([""], [0])[0]
                 elif self.model.conditioning.kind == "perceptual":
-                    from .perceptual import timbral_features
+                    from .perceptual import window_features
 
-                    own = self.model.conditioning.of_features(timbral_features(path))[0]
+                    own = self.model.conditioning.of_features(window_features(*native_window, name=path))[0]
             except UserError as error:
                 raise RequestError(str(error).replace(str(path), name)) from None
-        return self.wav(self.described(normalised, descriptor, magnitude, own), low, high)
+        _check_stop(stop)
+        described = self.described(normalised, descriptor, magnitude, own)
+        _check_stop(stop)
+        return self.wav(described, low, high)
 
 
 def check_upload(data: bytes, filename: str | None, limit: int = MAX_UPLOAD_BYTES) -> str:
@@ -241,13 +273,133 @@ def _wav_response(data: bytes, name: str):
     return Response(data, media_type="audio/wav", headers={"Content-Disposition": f'inline; filename="{safe}"'})
 
 
+def _split_host(value: str) -> tuple[str, int | None]:
+    """('name', port) of a Host header ('127.0.0.1:8000', '[::1]:8000', 'localhost'); port None when absent."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+    else:
+        name, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", None)
+        port = port or None
+    if port is not None and not port.isdigit():
+        raise ValueError(value)
+    return name, None if port is None else int(port)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+class _Guard:
+    """ASGI middleware: answers only requests addressed to the explorer's own address, and stops
+    reading a body at `max_body` bytes (413), while it streams in.
+
+    The Host header must name this address and port (a loopback address or `localhost` when bound
+    to one; when bound to every interface, an IP address or this computer's name), so a web page
+    of another name (DNS rebinding) gets 403; a browser's Origin, when sent, must be this page's,
+    and a browser's Sec-Fetch-Site must not be cross-site, so another page cannot post here.
+    """
+
+    def __init__(self, app, host: str, port: int, max_body: int):
+        self.app, self.port, self.max_body = app, port, max_body
+        self.wildcard = host in ("0.0.0.0", "::", "")
+        names = {host.lower().strip("[]")}
+        if host in ("localhost",) or (_is_ip(host) and ipaddress.ip_address(host).is_loopback):
+            names |= {"localhost", "127.0.0.1", "::1"}
+        if self.wildcard:
+            names |= {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
+        self.names = names
+
+    def problem(self, headers: dict) -> str | None:
+        host = headers.get("host", "")
+        try:
+            name, port = _split_host(host)
+        except ValueError:
+            return f"the request's Host '{host[:60]}' is not an address"
+        if (port or 80) != self.port or not (name in self.names or (self.wildcard and _is_ip(name))):
+            return (f"the request's Host '{host[:60]}' is not this explorer's address: open the page at "
+                    f"http://127.0.0.1:{self.port}/")
+        origin = headers.get("origin")
+        if origin is not None and origin.lower() != f"http://{host.lower()}":
+            return f"requests from another page ({origin[:60]}) are refused: use the explorer's own page"
+        if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+            return "requests from another site are refused: use the explorer's own page"
+        return None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        problem = self.problem(headers)
+        if problem:
+            return await _send_json(send, 403, problem)
+        limit = f"the request is larger than the {self.max_body // (1024 * 1024)} MB upload limit: trim the note"
+        length = headers.get("content-length")
+        if length is not None and (not length.strip().isdigit() or int(length) > self.max_body):
+            return await _send_json(send, 413, limit)
+        state = {"received": 0, "too_large": False, "started": False}
+
+        async def limited_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > self.max_body:
+                    state["too_large"] = True
+                    raise _BodyTooLarge()
+            return message
+
+        async def guarded_send(message):
+            if state["too_large"]:
+                return  # the app's own answer to a body cut short is replaced by the 413 below
+            state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _BodyTooLarge:
+            pass
+        if state["too_large"] and not state["started"]:
+            await _send_json(send, 413, limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _send_json(send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(model_dir=layout.MODEL_DIR, spectrograms_dir=layout.SPECTROGRAMS_DIR, minmax_dir=layout.MINMAX_DIR,
                audio_dir=layout.AUDIO_DIR, runtime="auto", method="pca", griffin_lim_iters=32,
-               max_upload_bytes=MAX_UPLOAD_BYTES, log=print):
-    """The FastAPI app over a loaded Explorer (see the module docstring for its endpoints)."""
+               max_upload_bytes=MAX_UPLOAD_BYTES, log=print, host: str = "127.0.0.1", port: int = 8000,
+               upload_workers: int = UPLOAD_WORKERS, upload_queue: int = UPLOAD_QUEUE,
+               upload_time_limit: float = UPLOAD_TIME_LIMIT_SECONDS):
+    """The FastAPI app over a loaded Explorer (see the module docstring for its endpoints), answering
+    requests addressed to http://`host`:`port`/ only. `app.state.uploads` counts the uploads
+    'done', 'failed' and 'stopped' (client gone or time limit) by the workers."""
     explorer = Explorer(model_dir, spectrograms_dir, minmax_dir, audio_dir, runtime, method, griffin_lim_iters, log)
     app = FastAPI(title="Semantic timbre explorer", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.explorer = explorer
+    app.state.uploads = {"done": 0, "failed": 0, "stopped": 0}
+    app.add_middleware(_Guard, host=host, port=port, max_body=max_upload_bytes + FORM_OVERHEAD_BYTES)
+    pool = ThreadPoolExecutor(upload_workers, thread_name_prefix="explorer-upload")
+    slots = threading.BoundedSemaphore(upload_workers + upload_queue)
+
+    def finished(future) -> None:
+        slots.release()
+        error = future.exception()
+        outcome = "done" if error is None else "stopped" if isinstance(error, RequestStopped) else "failed"
+        app.state.uploads[outcome] += 1
 
     @app.exception_handler(UserError)
     def user_error(request: Request, error: UserError):
@@ -265,7 +417,10 @@ def create_app(model_dir=layout.MODEL_DIR, spectrograms_dir=layout.SPECTROGRAMS_
 
     @app.get("/", response_class=HTMLResponse)
     def page():
-        return PAGE.replace("__MAX_UPLOAD__", str(max_upload_bytes))
+        from .generation import INTERPOLATION_STEPS
+
+        return (PAGE.replace("__MAX_UPLOAD__", str(max_upload_bytes))
+                .replace("__MIN_STEPS__", str(INTERPOLATION_STEPS[0])).replace("__MAX_STEPS__", str(INTERPOLATION_STEPS[-1])))
 
     @app.get("/plotly.min.js")
     def plotly_js():
@@ -286,8 +441,9 @@ def create_app(model_dir=layout.MODEL_DIR, spectrograms_dir=layout.SPECTROGRAMS_
                              f"reconstruction_{explorer.note(index).spectrogram_name[:-8]}.wav")
 
     @app.get("/api/generate.wav")
-    def generate(descriptor: str, magnitude: float, pitch: str):
-        return _wav_response(explorer.generate(descriptor, magnitude, pitch), f"{descriptor}{magnitude:g}_{pitch}.wav")
+    def generate(descriptor: str, magnitude: float, pitch: str, pickup: str | None = None):
+        return _wav_response(explorer.generate(descriptor, magnitude, pitch, pickup),
+                             f"{descriptor}{magnitude:g}_{pitch}{'_' + pickup if pickup else ''}.wav")
 
     @app.get("/api/interpolate.wav")
     def interpolate(first: int, second: int, steps: int = 5, step: int = 0):
@@ -295,10 +451,36 @@ def create_app(model_dir=layout.MODEL_DIR, spectrograms_dir=layout.SPECTROGRAMS_
                              f"interpolation_{first}_{second}_{step + 1}of{steps}.wav")
 
     @app.post("/api/apply.wav")
-    async def apply(file: UploadFile = File(...), descriptor: str = Form(...), magnitude: float = Form(...)):
+    async def apply(request: Request, file: UploadFile = File(...), descriptor: str = Form(...),
+                    magnitude: float = Form(...)):
         data = await file.read(max_upload_bytes + 1)
         check_upload(data, file.filename, max_upload_bytes)
-        wav = await run_in_threadpool(explorer.apply, data, file.filename, descriptor, magnitude)
+        if not slots.acquire(blocking=False):
+            raise RequestError(f"the explorer is busy with {upload_workers + upload_queue} uploads: try again in a "
+                               "moment", 503)
+        stop = threading.Event()
+        try:
+            future = pool.submit(explorer.apply, data, file.filename, descriptor, magnitude, stop)
+        except BaseException:
+            slots.release()
+            raise
+        future.add_done_callback(finished)
+        waiting = asyncio.wrap_future(future)
+        # Retrieved even when nobody waits for it any more (the client left, the time ran out).
+        waiting.add_done_callback(lambda done: done.cancelled() or done.exception())
+        deadline = time.monotonic() + upload_time_limit
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=0.1)
+            if done:
+                break
+            if await request.is_disconnected():
+                stop.set()  # nobody waits for it: it stops at its next stage
+                return Response(status_code=499)
+            if time.monotonic() > deadline:
+                stop.set()
+                raise RequestError(f"the upload took longer than the {upload_time_limit:g} s limit: give a shorter "
+                                   "note, or try again when the explorer is less busy", 503)
+        wav = waiting.result()
         return _wav_response(wav, f"{Path(file.filename).stem}_{descriptor}{magnitude:g}.wav")
 
     return app
@@ -321,7 +503,8 @@ def serve(app, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = T
 
         threading.Timer(1.0, webbrowser.open, [url]).start()
     print(f"exploring the timbre space at {url} (Ctrl-C to stop)", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # At most 64 connections at once (more: 503), idle ones closed after 5 s.
+    uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=64, timeout_keep_alive=5)
 
 
 PAGE = """<!DOCTYPE html>
@@ -363,7 +546,7 @@ audio { width: 100%; height: 32px; } .row { margin: 4px 0; } a.dl { font-size: 1
     <a class="dl" id="generated-dl" download>download</a><audio id="generated" controls preload="auto"></audio></section>
   <section><h2>Interpolate A &rarr; B</h2>
     <div class="row muted">A: <span id="a">(none)</span>, B: <span id="b">(none)</span></div>
-    <div class="row"><label>steps <input id="steps" type="number" min="2" max="50" value="5" style="width:3.5em"></label>
+    <div class="row"><label>steps <input id="steps" type="number" min="__MIN_STEPS__" max="__MAX_STEPS__" value="5" style="width:3.5em"></label>
       <input id="step" type="range" min="0" max="4" value="0"> <span id="step-label"></span></div>
     <a class="dl" id="interpolated-dl" download>download</a><audio id="interpolated" controls preload="auto"></audio></section>
   <section><h2>Apply a descriptor to your own note</h2>

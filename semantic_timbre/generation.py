@@ -116,8 +116,78 @@ def _nearest_suggestions(notes, descriptor, magnitude, midi, limit=4) -> list[st
     return seen[:limit]
 
 
+PICKUP_HELP = ("the pickup variant of a note of the full release, as the pre-processor's layout summary reports "
+               "it: the folder below the magnitude (bridge for Crunch/100/bridge/1-0.wav) or what the file name "
+               "carries after <STRING>-<FRET> (bridge for 1-0_bridge.wav); default: the thesis's plain "
+               "<STRING>-<FRET>.wav, or the only variant the data has")
+
+
+def pickups_of(notes) -> list[str]:
+    """The --pickup names among `notes` ('' for the plain thesis name), sorted."""
+    return sorted({note.pickup for note in notes})
+
+
+def _describe_pickups(pickups) -> str:
+    return ", ".join(name or "(plain: no --pickup)" for name in pickups)
+
+
+def find_note_with_pickup(descriptor: str, magnitude, pitch: str, string: int | None, spectrograms_dir,
+                          pickup: str | None) -> layout.Note:
+    """find_note, with the pickup variant `pickup` (--pickup) or, when None, the plain thesis name
+    and else the only variant the data has of that note. NoteRequestError lists the variants the
+    data has of the note asked for."""
+    if pickup is None:
+        try:
+            return find_note(descriptor, magnitude, pitch, string, spectrograms_dir)
+        except NoteRequestError as error:
+            if not str(error).startswith("no spectrogram for"):
+                raise
+            candidates = _variants_of(descriptor, magnitude, pitch, string, spectrograms_dir)
+            if not candidates:
+                raise
+            pickups = pickups_of(candidates)
+            if len(pickups) == 1 and len({note.string for note in candidates}) == 1:
+                return candidates[0]
+            raise NoteRequestError(f"{layout.canonical_descriptor(descriptor)} {magnitude} "
+                                   f"{layout.canonical_pitch(pitch)} is in the data only as pickup variants "
+                                   f"{_describe_pickups(pickups)}: choose one with --pickup NAME") from None
+    find_note(descriptor, magnitude, pitch, string, spectrograms_dir, check_only=True)  # the values allowed
+    candidates = _variants_of(descriptor, magnitude, pitch, string, spectrograms_dir, include_plain=True)
+    chosen = [note for note in candidates if note.answers_to_pickup(pickup)]
+    if not chosen:
+        have = (f"it has {_describe_pickups(pickups_of(candidates))}" if candidates
+                else "it has no variant of that note")
+        raise NoteRequestError(f"no {layout.canonical_descriptor(descriptor)} {magnitude} "
+                               f"{layout.canonical_pitch(pitch)} with --pickup {pickup} in {spectrograms_dir}/: {have}")
+    strings = sorted({note.string for note in chosen})
+    if len(strings) > 1:
+        if 1 not in strings:
+            raise NoteRequestError(f"{layout.canonical_pitch(pitch)} with --pickup {pickup} is in the data on "
+                                   f"strings {', '.join(map(str, strings))}: choose one with --string")
+        chosen = [note for note in chosen if note.string == 1]
+    if len(chosen) > 1:
+        raise NoteRequestError(f"--pickup {pickup} names {len(chosen)} notes "
+                               f"({', '.join(note.spectrogram_name for note in chosen[:4])}): give the whole variant, "
+                               f"one of {_describe_pickups(sorted({note.variant for note in chosen}))}")
+    return chosen[0]
+
+
+def _variants_of(descriptor, magnitude, pitch, string, spectrograms_dir, include_plain: bool = False):
+    """Every note of the data (listed) of this descriptor, magnitude and pitch (and string)."""
+    descriptor, pitch = layout.canonical_descriptor(descriptor), layout.canonical_pitch(pitch)
+    magnitude = parse_magnitude(magnitude)
+    midi = layout.note_name_to_midi(pitch)
+    descriptors = {descriptor} | ({layout.CLEAN_DESCRIPTOR} if magnitude == 0 else set())
+    found = [note for note in scan_notes(spectrograms_dir)
+             if note.descriptor in descriptors and note.magnitude == magnitude and note.midi == midi
+             and (string is None or note.string == string) and (include_plain or note.pickup)]
+    if magnitude == 0 and any(note.descriptor == descriptor for note in found):
+        found = [note for note in found if note.descriptor == descriptor]  # its own clean notes first
+    return sorted(found, key=lambda note: (note.string, note.variant))
+
+
 def find_note(descriptor: str, magnitude, pitch: str, string: int | None = None,
-              spectrograms_dir: str | Path = layout.SPECTROGRAMS_DIR) -> layout.Note:
+              spectrograms_dir: str | Path = layout.SPECTROGRAMS_DIR, check_only: bool = False) -> layout.Note:
     """Return the Note of the spectrogram asked for, checking its file by name.
 
     Descriptors and pitches are matched whatever their case ('crunch', 'f#5').
@@ -156,6 +226,8 @@ def find_note(descriptor: str, magnitude, pitch: str, string: int | None = None,
     if string is not None and string not in playable:
         raise NoteRequestError(f"{pitch} cannot be played on string {string}: --string is one of "
                                f"{', '.join(map(str, sorted(playable)))}")
+    if check_only:
+        return None
 
     descriptors = [descriptor]
     if magnitude == 0 and descriptor != layout.CLEAN_DESCRIPTOR:

@@ -72,15 +72,50 @@ def weights_fingerprint(folder) -> str:
     return digest.hexdigest()
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def onnx_fresh(folder) -> bool:
-    """Whether `folder` holds an ONNX export made from its current weights and parameters."""
+    """Whether `folder` holds an ONNX export made from its current weights and parameters: the
+    record's fingerprint of those is theirs now, and the .onnx files are the ones it recorded
+    (their sha256: another model's export copied in is not fresh)."""
     folder = Path(folder)
     try:
         record = json.loads((folder / ONNX_RECORD).read_text())
+        if not (isinstance(record, dict) and record.get("weights_sha256") == weights_fingerprint(folder)):
+            return False
+        files = record.get("files_sha256")
+        return isinstance(files, dict) and all(
+            (folder / name).is_file() and files.get(name) == _file_sha256(folder / name)
+            for name in (ENCODER_ONNX, DECODER_ONNX))
     except (OSError, ValueError):
         return False
-    return (isinstance(record, dict) and record.get("weights_sha256") == weights_fingerprint(folder)
-            and (folder / ENCODER_ONNX).is_file() and (folder / DECODER_ONNX).is_file())
+
+
+STALE_TEMPORARY_SECONDS = 120  # a temporary export file older than this is from an export that died
+
+
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Remove the temporary files of exports that were killed (kill -9, a power cut) before they
+    could clean up: `.encoder.onnx.<random>.tmp.onnx` and the like, older than two minutes (a
+    younger one may be another process's export under way)."""
+    import time
+
+    removed = []
+    for name in (ENCODER_ONNX, DECODER_ONNX, ONNX_RECORD):
+        for path in Path(folder).glob(f".{name}.*.tmp*"):
+            try:
+                if time.time() - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                    path.unlink()
+                    removed.append(path)
+            except OSError:
+                pass
+    return removed
 
 
 def export_onnx(vae, folder) -> list[Path]:
@@ -91,6 +126,7 @@ def export_onnx(vae, folder) -> list[Path]:
     import tensorflow as tf
 
     folder = Path(folder)
+    remove_stale_temporaries(folder)
     fingerprint = weights_fingerprint(folder)
     size = vae.conditioning.size
 
@@ -112,6 +148,7 @@ def export_onnx(vae, folder) -> list[Path]:
             model.export(str(temporary), format="onnx", verbose=False, input_signature=[signature])
         written.append(folder / name)
     record = {"weights_sha256": fingerprint, "encoder": ENCODER_ONNX, "decoder": DECODER_ONNX,
+              "files_sha256": {path.name: _file_sha256(path) for path in written},
               "conditioning": vae.conditioning.kind, "keras": keras.__version__, "tensorflow": tf.__version__}
     safe_io.write_bytes_atomic(folder / ONNX_RECORD, (json.dumps(record, indent=1) + "\n").encode())
     return written + [folder / ONNX_RECORD]
@@ -163,6 +200,21 @@ class OnnxModel:
         except Exception as error:  # noqa: BLE001  (onnxruntime raises its own untyped errors)
             raise ModelFolderError(f"{folder}/'s ONNX export cannot be read ({error}): remove {folder}/{ONNX_RECORD} "
                                    f"and run again (it is exported anew), or use --runtime tensorflow") from None
+        self._check_signatures(folder)
+
+    def _check_signatures(self, folder: Path) -> None:
+        """Refuse an export whose inputs are not this folder's model's (another model's files)."""
+        size = self.conditioning.size
+        expected = {ENCODER_ONNX: (self._encoder, {"spectrogram": list(self.spectrogram_shape)}),
+                    DECODER_ONNX: (self._decoder, {"z": [self.latent_space_dimension]})}
+        for name, (session, inputs) in expected.items():
+            if size:
+                inputs = {**inputs, "condition": [size]}
+            found = {item.name: list(item.shape[1:]) for item in session.get_inputs()}
+            if found != inputs:
+                raise ModelFolderError(
+                    f"{folder / name} takes {found}, not this model's {inputs} (another model's export?): remove "
+                    f"{folder}/{ONNX_RECORD} and run again (it is exported anew), or use --runtime tensorflow")
 
     def _as_batch(self, spectrograms) -> np.ndarray:
         return spectrogram_batch(spectrograms, self.spectrogram_shape)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -445,9 +446,21 @@ def load_judge(minmax_dir, fingerprint: dict) -> DescriptorJudge | None:
 
     Read with allow_pickle=False: only arrays of numbers and strings, nothing that runs code.
     """
-    cache = safe_io.load_npz_cache(Path(minmax_dir) / CACHE_FILE_NAME, fingerprint)
+    path = Path(minmax_dir) / CACHE_FILE_NAME
+
+    def check(arrays):
+        for name in ("classes", "names", "labels"):
+            safe_io.expect(arrays, name, (None,), "U")
+        for name in ("magnitudes", "test_fold", "out_of_fold"):
+            safe_io.expect(arrays, name, (None,), "i")
+        folds = int(safe_io.expect(arrays, "folds", (), "i"))
+        for prefix in ["model"] + [f"fold{i}" for i in range(folds)]:
+            for name in ("mean", "scale", "coef", "intercept"):
+                safe_io.expect(arrays, f"{prefix}_{name}", (None,) * (2 if name == "coef" else 1))
+
+    cache = safe_io.load_npz_cache(path, fingerprint, check=check)
     if cache is None:
-        return None  # none, unreadable or of other data: trained again
+        return None  # none, damaged (said in a notice) or of other data: trained again
     try:
         def model(prefix: str) -> LinearModel:
             return LinearModel(*(cache[f"{prefix}_{name}"].astype(np.float64)
@@ -461,8 +474,12 @@ def load_judge(minmax_dir, fingerprint: dict) -> DescriptorJudge | None:
             test_fold=cache["test_fold"].astype(np.int64), out_of_fold=cache["out_of_fold"].astype(np.int64),
             accuracy_reason=reason, fingerprint=fingerprint)
     except (ValueError, KeyError, TypeError):
-        return None  # a damaged cache is simply trained again
-    return judge if _consistent(judge) else None
+        judge = None
+    if judge is None or not _consistent(judge):
+        print(f"notice: ignoring the cache {path}: its arrays do not fit together; training the judge again",
+              file=sys.stderr)
+        return None
+    return judge
 
 
 def _consistent(judge: DescriptorJudge) -> bool:

@@ -143,9 +143,13 @@ def embedding_fingerprint(model_dir, spectrograms_dir, parameters: dict) -> dict
 
 def load_embedding(path: str | Path, fingerprint: dict, notes) -> np.ndarray | None:
     """The cached (N, 2) points of `notes` when the cache's fingerprint is `fingerprint`, else None."""
-    cache = safe_io.load_npz_cache(path, fingerprint)
-    if cache is None or "points" not in cache or "names" not in cache:
-        return None
+    def check(arrays):
+        safe_io.expect(arrays, "names", (len(notes),), "U")
+        safe_io.expect(arrays, "points", (len(notes), 2))
+
+    cache = safe_io.load_npz_cache(path, fingerprint, check=check)
+    if cache is None:
+        return None  # none, damaged (said in a notice) or of another model, data or method
     if [str(name) for name in cache["names"]] != [note.spectrogram_name for note in notes]:
         return None
     return cache["points"].astype(np.float32)

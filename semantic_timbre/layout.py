@@ -145,6 +145,19 @@ class Note:
         return "/".join(part for part in (self.subfolder, self.suffix) if part)
 
     @property
+    def pickup(self) -> str:
+        """The pickup variant as --pickup names it: the folder below the magnitude, then what the
+        file name carries after <STRING>-<FRET> less its leading separator ('bridge' for
+        bridge/1-0.wav and for 1-0_bridge.wav, 'bridge/3' for bridge/1-0-3.wav); '' for the
+        thesis's plain <STRING>-<FRET>.<ext>."""
+        return "/".join(part for part in (self.subfolder, self.suffix.lstrip("_- .")) if part)
+
+    def answers_to_pickup(self, name: str) -> bool:
+        """Whether --pickup `name` picks this note: its `pickup` or its `variant`, any case."""
+        name = name.strip().lower()
+        return name in (self.pickup.lower(), self.variant.lower())
+
+    @property
     def layout_variant(self) -> str:
         """Which of `LAYOUT_VARIANTS` this note's audio path follows."""
         kinds = [kind for kind, present in (("folder", self.subfolder), ("suffix", self.suffix)) if present]

@@ -116,9 +116,44 @@ def check_parameters(parameters, source: str = "the parameters") -> list:
             problems.append(f"{name} has {len(sizes)} entries but conv_filters has {len(filters)}")
     if not _is_count(latent):
         problems.append(f"latent_space_dimension {latent!r} is not a positive integer")
+    if not problems:
+        problems = _size_problems(input_shape, filters, kernels, strides, latent)
     if problems:
         raise ModelFolderError(f"{source} is not of the expected form ({'; '.join(problems)}): expected {expected}")
     return [_plain(item) for item in parameters]
+
+
+MAX_PARAMETERS = 200_000_000  # 800 MB of float32 weights: 70 times the thesis's model; more is a typo
+
+
+def _size_problems(input_shape, filters, kernels, strides, latent) -> list[str]:
+    """What makes sizes absurd (a model that would not fit in memory, a layer larger than its
+    input), in words; empty when the sizes can be built."""
+    problems = []
+    if any(size > 65_536 for size in input_shape) or input_shape[2] > 16:
+        problems.append(f"input_shape {tuple(input_shape)} is far larger than a spectrogram (512, 64, 1)")
+    if len(filters) > 16 or any(count > 8192 for count in filters):
+        problems.append(f"conv_filters {tuple(filters)} has more than 16 layers or 8,192 filters a layer")
+    pairs = [(size, size) if isinstance(size, int) else tuple(size) for size in kernels]
+    steps = [(size, size) if isinstance(size, int) else tuple(size) for size in strides]
+    if any(max(pair) > 64 for pair in pairs) or any(max(pair) > 64 for pair in steps):
+        problems.append("a kernel or stride is larger than 64")
+    if latent > 65_536:
+        problems.append(f"latent_space_dimension {latent:,} is larger than 65,536")
+    if problems:
+        return problems
+    height, width, channels = input_shape
+    count = 0
+    for size, step, out in zip(pairs, steps, filters):
+        count += size[0] * size[1] * channels * out + 3 * out  # kernel, bias, batch norm (twice)
+        height, width, channels = -(-height // step[0]), -(-width // step[1]), out
+    flat = height * width * channels
+    count *= 2  # the decoder mirrors the encoder's convolutions
+    count += 2 * (flat * latent + latent) + latent * flat + flat  # mu, log_variance, the decoder's dense layer
+    if count > MAX_PARAMETERS:
+        problems.append(f"these sizes make a model of about {count:,} weights (more than {MAX_PARAMETERS:,}; the "
+                        f"thesis's has 2,766,017), which would not fit in memory")
+    return problems
 
 
 def spectrogram_batch(spectrograms, shape) -> np.ndarray:
@@ -261,7 +296,9 @@ def read_legacy_weights(path, vae, parameters=None) -> None:
         if recorded is not None and parameters is not None and json.loads(_decode(recorded)) != json.loads(
                 json.dumps(parameters)):
             raise ModelFolderError(f"{path} was saved with other parameters than {path.parent}/'s parameter "
-                                   f"files (an interrupted save?): {retrain}")
+                                   f"files (edited, or an interrupted save?): the weights were saved with "
+                                   f"{_decode(recorded)}; put those back in {path.parent / PARAMETERS_JSON} "
+                                   f"(the weights are kept), or train again")
         root = handle["model_weights"] if "model_weights" in handle else handle
         for model in (vae.encoder, vae.decoder):
             if model.name not in root:

@@ -30,7 +30,23 @@ FEATURES = ("hardness", "depth", "brightness", "roughness", "warmth", "sharpness
 _FUNCTIONS = ("timbral_hardness", "timbral_depth", "timbral_brightness", "timbral_roughness", "timbral_warmth",
               "timbral_sharpness", "timbral_booming")
 CACHE_FILE_NAME = "perceptual_features.npz"
-_FINGERPRINT = {"features": list(FEATURES), "implementation": "timbral_models 0.4.0", "version": 1}
+_FINGERPRINT_VERSION = 2
+
+
+def cache_fingerprint() -> dict:
+    """What every row of the cache was computed with: the features, the installed timbral_models,
+    librosa and numpy (their versions: an upgrade computes the features again) and the cache's
+    format. Each row also keeps its audio file's size and modification time (`_stamp`)."""
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {"features": list(FEATURES), "timbral_models": version("timbral_models"), "librosa": version("librosa"),
+            "numpy": version("numpy"), "version": _FINGERPRINT_VERSION}
 _SAVE_EVERY = 200  # notes: an interrupted run keeps what it computed
 
 
@@ -101,6 +117,21 @@ def timbral_features(audio, *, sample_rate: int | None = None) -> np.ndarray:
     return np.array(values, dtype=np.float64)
 
 
+def window_features(samples: np.ndarray, sample_rate: int, *, name="the note") -> np.ndarray:
+    """The timbral features of the window a model encodes (a user's note: the 0.74 s from its onset,
+    at the file's own rate), or PerceptualFeaturesError naming `name` when timbral_models cannot
+    analyse it (too short or too quiet a note) or gives non-finite values."""
+    try:
+        features = timbral_features(np.asarray(samples, dtype=np.float64), sample_rate=sample_rate)
+    except Exception as error:  # noqa: BLE001  timbral_models fails on some notes with many exception types
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PerceptualFeaturesError(f"the timbral features of {name} cannot be computed ({type(error).__name__}: "
+                                      f"{detail[:120]}): give a longer, louder note") from None
+    if not np.all(np.isfinite(features)):
+        raise PerceptualFeaturesError(f"the timbral features of {name} are not finite: give a longer, louder note")
+    return features
+
+
 def _features_of_file(path: str) -> tuple[str, np.ndarray | None, str]:
     try:
         return path, timbral_features(path), ""
@@ -130,7 +161,12 @@ def audio_path(note: layout.Note, audio_dir=layout.AUDIO_DIR, groups=None) -> Pa
 
 def load_cache(minmax_dir=layout.MINMAX_DIR) -> dict[str, tuple[np.ndarray, tuple[int, int]]]:
     """{spectrogram name: (features, (audio size, audio mtime_ns))} of the cache; empty when none."""
-    cache = safe_io.load_npz_cache(cache_path(minmax_dir), _FINGERPRINT)
+    def check(arrays):
+        names = safe_io.expect(arrays, "names", (None,), "U")
+        safe_io.expect(arrays, "features", (len(names), len(FEATURES)))
+        safe_io.expect(arrays, "stamps", (len(names), 2), "i")
+
+    cache = safe_io.load_npz_cache(cache_path(minmax_dir), cache_fingerprint(), check=check)
     if cache is None:
         return {}
     return {str(name): (features, (int(stamp[0]), int(stamp[1])))
@@ -142,7 +178,7 @@ def _save_cache(minmax_dir, entries: dict) -> None:
     safe_io.save_npz_cache(cache_path(minmax_dir), {
         "names": np.array(names, dtype=str),
         "features": np.array([entries[name][0] for name in names], dtype=np.float64).reshape(-1, len(FEATURES)),
-        "stamps": np.array([entries[name][1] for name in names], dtype=np.int64).reshape(-1, 2)}, _FINGERPRINT)
+        "stamps": np.array([entries[name][1] for name in names], dtype=np.int64).reshape(-1, 2)}, cache_fingerprint())
 
 
 def note_features(notes, *, audio_dir=layout.AUDIO_DIR, minmax_dir=layout.MINMAX_DIR, workers: int | None = None,

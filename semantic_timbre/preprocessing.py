@@ -142,16 +142,10 @@ def _has_entry(min_max: dict, key: str) -> bool:
 
 
 def _open_audio(path: Path):
-    """Open `path` with libsndfile, or raise ValueError saying why it cannot be read."""
-    import soundfile
-
-    try:
-        return soundfile.SoundFile(str(path))
-    except (RuntimeError, OSError) as error:
-        if path.is_file() and path.stat().st_size == 0:
-            raise ValueError("the file is empty (0 bytes)") from None
-        message = str(error).split(": ", 1)[-1].strip()
-        raise ValueError(f"cannot be read as audio ({message})") from None
+    """Open `path` with libsndfile, its header checked (spectrogram.open_audio: a regular file, a
+    sample rate of 8-384 kHz, at most 32 channels and 10 minutes), or raise ValueError saying why
+    it cannot be read."""
+    return spectrogram.open_audio(path)
 
 
 def process_file(path: str | Path, spectrograms_dir: str | Path, note: layout.Note):
@@ -182,9 +176,9 @@ def process_file(path: str | Path, spectrograms_dir: str | Path, note: layout.No
         seconds = sound.frames / sound.samplerate
         try:
             signal_ = spectrogram.load_note(sound)
+        except spectrogram.AudioInputError:
+            raise
         except Exception as error:
-            if "not finite" in str(error):  # librosa's resampler checks the samples
-                raise ValueError("the audio holds NaN or infinite samples") from None
             raise ValueError(f"cannot be loaded ({type(error).__name__}: {error})") from None
     if not np.all(np.isfinite(signal_)):
         raise ValueError("the audio holds NaN or infinite samples")

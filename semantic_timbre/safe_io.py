@@ -63,20 +63,81 @@ def save_npz_cache(path: str | Path, arrays: dict, fingerprint: dict) -> None:
     write_bytes_atomic(path, buffer.getvalue())
 
 
-def load_npz_cache(path: str | Path, fingerprint: dict) -> dict | None:
-    """The arrays of a cache written by save_npz_cache whose embedded fingerprint is `fingerprint`;
-    None when it is missing, unreadable or of other data. Read with allow_pickle=False: arrays of
-    numbers and strings only, nothing that runs code."""
+class CacheReadError(ValueError):
+    """A cache or checkpoint file that cannot be read or holds what its reader does not expect;
+    the message names the file and says what is wrong with it."""
+
+
+def read_npz(path: str | Path, check=None) -> dict:
+    """Every array of an .npz file, read with allow_pickle=False (numbers and strings only, nothing
+    that runs code), then `check(arrays)` (raises ValueError saying what is wrong) when given.
+
+    The one reader of every cache and checkpoint: any failure (a truncated, empty or non-zip file,
+    a damaged member, an object array, a shape or value its reader does not expect) raises
+    CacheReadError naming the file and the reason.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not hasattr(archive, "files"):
+                raise ValueError("it is a single array, not an archive of arrays")
+            arrays = {key: archive[key] for key in archive.files}
+    except Exception as error:  # noqa: BLE001  zipfile, zlib, EOFError, OSError, ValueError, MemoryError...
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CacheReadError(f"{path} cannot be read ({type(error).__name__}: {reason[:160]})") from None
+    if check is not None:
+        try:
+            check(arrays)
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            raise CacheReadError(f"{path} holds unexpected contents ({str(error)[:160]})") from None
+    return arrays
+
+
+def expect(arrays: dict, name: str, shape: tuple, kind: str = "f", finite: bool = True) -> np.ndarray:
+    """The array `name` of a cache, checked: its shape (None for any length in that place), its
+    dtype kind ('f' float, 'i' integer, 'U' string, 'fi' either number) and, for numbers, that
+    every value is finite. Raises ValueError saying what differs."""
+    if name not in arrays:
+        raise ValueError(f"no array '{name}'")
+    value = arrays[name]
+    if value.ndim != len(shape) or any(want is not None and have != want for have, want in zip(value.shape, shape)):
+        wanted = "(" + ", ".join("N" if want is None else str(want) for want in shape) + ")"
+        raise ValueError(f"'{name}' has shape {value.shape}, expected {wanted}")
+    if value.dtype.kind not in kind.replace("i", "iu"):
+        raise ValueError(f"'{name}' holds {value.dtype}, expected {'strings' if kind == 'U' else 'numbers'}")
+    if finite and value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+        raise ValueError(f"'{name}' holds NaN or infinite values")
+    return value
+
+
+def load_npz_cache(path: str | Path, fingerprint: dict, check=None, log=None) -> dict | None:
+    """The arrays of a cache written by save_npz_cache whose embedded fingerprint is `fingerprint`,
+    checked with `check(arrays)` (see read_npz); None when it is missing or of other data (it is
+    computed again), and also when it cannot be read or fails the check, which is then said in
+    one notice naming the file (`log`, default stderr)."""
     path = Path(path)
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as cache:
-            if "fingerprint" not in cache.files or str(cache["fingerprint"]) != json.dumps(fingerprint, sort_keys=True):
-                return None
-            return {key: cache[key] for key in cache.files if key != "fingerprint"}
-    except (OSError, ValueError, KeyError):
+        arrays = read_npz(path)
+        stored = arrays.pop("fingerprint", None)
+        if stored is None or stored.dtype.kind != "U" or str(stored) != json.dumps(fingerprint, sort_keys=True):
+            return None  # of other data, or of an earlier version: computed again
+        if check is not None:
+            try:
+                check(arrays)
+            except (ValueError, KeyError, TypeError, IndexError) as error:
+                raise CacheReadError(f"{path} holds unexpected contents ({str(error)[:160]})") from None
+    except CacheReadError as error:
+        (log or _notice)(f"notice: ignoring the cache {error}; computing it again")
         return None
+    return arrays
+
+
+def _notice(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)
 
 
 def save_pickle_atomic(path: str | Path, obj) -> None:

@@ -26,21 +26,122 @@ class SilentNoteError(ValueError):
     """A note whose dB spectrogram is constant, so min-max normalising would divide by zero."""
 
 
+# Limits on what a file may ask of a reader, checked from its header before any sample is decoded.
+MIN_SAMPLE_RATE = 8_000
+MAX_SAMPLE_RATE = 384_000
+MAX_CHANNELS = 32
+MAX_DURATION_SECONDS = 600.0  # ten minutes: longer is no note (only the first seconds are ever read)
+
+
+class AudioInputError(ValueError):
+    """A file that cannot be read as a note: its message says why, in a few words."""
+
+
+def open_audio(path):
+    """Open `path` (or pass an open soundfile.SoundFile through) and check its header: a sample
+    rate of 8-384 kHz, 1-32 channels, at most MAX_DURATION_SECONDS; nothing is decoded yet.
+
+    Raises AudioInputError for a path that is not a regular file (a FIFO would block the reader),
+    a file libsndfile cannot read, or a header outside the limits.
+    """
+    import os
+
+    import soundfile
+
+    if isinstance(path, soundfile.SoundFile):
+        sound = path
+    else:
+        import stat
+
+        try:
+            status = os.stat(path)
+        except OSError as error:
+            raise AudioInputError(f"cannot be opened ({error.strerror or error})") from None
+        if not stat.S_ISREG(status.st_mode):
+            raise AudioInputError("is not a regular file (a folder, FIFO or device)")
+        if status.st_size == 0:
+            raise AudioInputError("the file is empty (0 bytes)")
+        try:
+            sound = soundfile.SoundFile(str(path))
+        except Exception as error:  # libsndfile reports unreadable files as several exception types
+            message = str(error).strip().splitlines()[0].split(": ")[-1] if str(error).strip() else type(error).__name__
+            raise AudioInputError(f"cannot be read as audio ({message})") from None
+    try:
+        check_header(sound.samplerate, sound.channels, sound.frames)
+    except AudioInputError:
+        if sound is not path:
+            sound.close()
+        raise
+    return sound
+
+
+def check_header(sample_rate: int, channels: int, frames: int) -> None:
+    """Refuse a header outside the limits (MIN/MAX_SAMPLE_RATE, MAX_CHANNELS, MAX_DURATION_SECONDS)."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioInputError(f"its header gives a sample rate of {sample_rate} Hz, outside "
+                              f"{MIN_SAMPLE_RATE:,}-{MAX_SAMPLE_RATE:,} Hz (a damaged or mislabelled file?)")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioInputError(f"its header gives {channels} channels (at most {MAX_CHANNELS} are read)")
+    if frames < 0 or frames / sample_rate > MAX_DURATION_SECONDS:
+        raise AudioInputError(f"its header gives a duration of {frames / sample_rate:,.0f} s, more than the "
+                              f"{MAX_DURATION_SECONDS:.0f} s a note may last: cut the note out of the recording")
+
+
+def read_frames(path, seconds: float, start_seconds: float = 0.0) -> tuple[np.ndarray, int]:
+    """Decode only `seconds` of audio from `start_seconds` on: (mono float32 samples, native rate).
+
+    As librosa.load(offset=..., duration=...) reads them (the same frames, the same mono mix),
+    after `open_audio`'s header checks; non-finite samples raise AudioInputError.
+    """
+    sound = open_audio(path)
+    try:
+        rate = sound.samplerate
+        if start_seconds:
+            sound.seek(min(int(start_seconds * rate), sound.frames))
+        signal = sound.read(frames=int(seconds * rate), dtype="float32", always_2d=False).T
+    except AudioInputError:
+        raise
+    except Exception as error:  # a file damaged after its header
+        raise AudioInputError(f"cannot be decoded ({str(error).strip() or type(error).__name__})") from None
+    finally:
+        if sound is not path:
+            sound.close()
+    signal = librosa.to_mono(signal) if signal.ndim > 1 else signal
+    if not np.all(np.isfinite(signal)):
+        raise AudioInputError("the audio holds NaN or infinite samples")
+    return np.ascontiguousarray(signal, dtype=np.float32), rate
+
+
+def resample(signal: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """librosa.load's resampling (soxr_hq, librosa's default) from `rate` to `sample_rate`."""
+    return librosa.resample(signal, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+
+
 def load_note(path, sample_rate: int = SAMPLE_RATE, duration: float = DURATION_SECONDS) -> np.ndarray:
     """Load the first `duration` seconds of an audio file as mono float32 at `sample_rate`.
 
+    Only those seconds are decoded, after the header's checks (`open_audio`); the samples are
+    librosa.load(path, sr=sample_rate, mono=True, duration=duration)'s to the byte.
+
     Parameters
     ----------
-    path : str or Path
+    path : str, Path or an open soundfile.SoundFile
         Any file libsndfile reads (wav, flac, aiff, ogg, ...).
 
     Returns
     -------
     signal : np.ndarray, shape (int(sample_rate * duration),)
         Mixed down to mono, resampled with librosa's default resampler, zero-padded at the end.
+
+    Raises
+    ------
+    AudioInputError
+        A file that cannot be read, a header outside the limits, NaN or infinite samples.
     """
-    signal, _ = librosa.load(path, sr=sample_rate, mono=True, duration=duration)
-    return pad_or_trim(signal, int(sample_rate * duration))
+    signal, rate = read_frames(path, duration)
+    if signal.size == 0:
+        return np.zeros(int(sample_rate * duration), dtype=np.float32)
+    return pad_or_trim(resample(signal, rate, sample_rate), int(sample_rate * duration))
 
 
 def pad_or_trim(signal: np.ndarray, num_samples: int = NUM_SAMPLES) -> np.ndarray:
@@ -254,7 +355,7 @@ def pghi_phase(magnitude: np.ndarray, hop_length: int = HOP_LENGTH, tolerance: f
     phasors.real, phasors.imag = np.cos(phase), np.sin(phase)
     if not flat_integrated.all():
         below = ~flat_integrated
-        phasors[below] = _random_phase(np.count_nonzero(below), random_state)
+        phasors[below] = _random_phase(nodes, random_state)[below]  # each coefficient its own draw
     return phasors.reshape(bins, frames)
 
 
@@ -280,10 +381,24 @@ def _local_maxima(values: np.ndarray) -> np.ndarray:
 
 
 def _gradient(values: np.ndarray, axis: int) -> np.ndarray:
-    """Centred differences along `axis` (one-sided at the ends; zero along a single sample)."""
+    """Centred differences along `axis`, the array continued by its edge values (so half the
+    one-sided difference at the ends, as the PGHI paper's reference code and pghipy compute it;
+    zero along a single sample).
+
+    The ends matter: frame 0 of a note that starts at once holds its attack, centred on the
+    first sample with half its window in the zero padding, and its time derivative sets the phase
+    steps across every bin of that frame. The full one-sided difference there over-steps them:
+    strongly distorted notes inverted about 30% worse (spectral convergence 0.103 against 0.074
+    on a tanh-distorted pluck; bench/bench_inversion.py)."""
     if values.shape[axis] < 2:
         return np.zeros_like(values)
-    return np.gradient(values, axis=axis)
+    gradient = np.gradient(values, axis=axis)
+    first = [slice(None)] * values.ndim
+    last = [slice(None)] * values.ndim
+    first[axis], last[axis] = 0, -1
+    gradient[tuple(first)] /= 2
+    gradient[tuple(last)] /= 2
+    return gradient
 
 
 INITS = ("pghi", "random")

@@ -270,38 +270,66 @@ def save_checkpoint(path: str | Path, vae, epoch: int, fingerprint: dict, histor
     write_checkpoint(path, checkpoint_arrays(vae), len(vae.weights), epoch, fingerprint, history)
 
 
+def _checkpoint_advice(path) -> str:
+    return f"delete {path} (or use --restart) to train from scratch, or --model-dir for another folder"
+
+
+def _read_checkpoint(path: Path) -> tuple[dict, dict]:
+    """(meta, arrays) of a checkpoint through the one cache reader (safe_io.read_npz), its metadata
+    and the arrays it lists checked; CheckpointError naming the file and what to do otherwise."""
+    def check(arrays):
+        meta = json.loads(str(safe_io.expect(arrays, "meta", (), "U")))
+        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("an unknown format")
+        counts = meta.get("weights"), meta.get("optimizer_variables"), meta.get("epoch")
+        if not all(isinstance(count, int) and count >= 0 for count in counts):
+            raise ValueError("its metadata lacks the counts of weights, optimizer variables or epochs")
+        if not isinstance(meta.get("fingerprint"), dict) or not isinstance(meta.get("history", []), list):
+            raise ValueError("its metadata lacks the settings it was trained with")
+        for prefix, count in (("weight", counts[0]), ("optimizer", counts[1])):
+            for index in range(count):
+                value = arrays.get(f"{prefix}_{index}")
+                if value is None:
+                    raise ValueError(f"{prefix} {index} is missing")
+                if value.dtype.kind not in "fiub":
+                    raise ValueError(f"{prefix} {index} holds {value.dtype}")
+                if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                    raise ValueError(f"{prefix} {index} holds NaN or infinite values")
+        arrays["meta"] = meta
+
+    try:
+        arrays = safe_io.read_npz(path, check=check)
+    except safe_io.CacheReadError as error:
+        raise CheckpointError(f"checkpoint {error}: {_checkpoint_advice(path)}") from None
+    return arrays.pop("meta"), arrays
+
+
 def read_checkpoint_meta(path: str | Path) -> dict | None:
-    """Return the metadata of a checkpoint (epoch, fingerprint, history), or None if there is none."""
+    """Return the metadata of a checkpoint (epoch, fingerprint, history), or None if there is none.
+    A checkpoint that cannot be read or is damaged (truncated, empty, not an archive, NaN weights,
+    arrays missing) raises CheckpointError naming it and the ways on."""
     path = Path(path)
     if not path.is_file():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            meta = json.loads(str(archive["meta"]))
-    except (OSError, ValueError, KeyError) as error:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({error}): delete it or use --restart") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {path} has an unknown format: delete it or use --restart")
-    return meta
+    return _read_checkpoint(path)[0]
 
 
 def restore_checkpoint(path: str | Path, vae) -> dict:
     """Load weights and optimizer state of a checkpoint into a compiled VAE; return its metadata."""
     path = Path(path)
-    meta = read_checkpoint_meta(path)
+    meta, archive = _read_checkpoint(path)
     vae.optimizer.build(vae.trainable_variables)
-    with np.load(path, allow_pickle=False) as archive:
-        for prefix, variables, count in (("weight", vae.weights, meta["weights"]),
-                                         ("optimizer", vae.optimizer.variables, meta["optimizer_variables"])):
-            if count != len(variables):
-                raise CheckpointError(f"checkpoint {path} holds {count} {prefix} variables where this model has "
-                                      f"{len(variables)} (another precision or architecture): use --restart")
-            for index, variable in enumerate(variables):
-                value = archive[f"{prefix}_{index}"]
-                if tuple(value.shape) != tuple(variable.shape):
-                    raise CheckpointError(f"checkpoint {path} does not fit this model ({prefix} {index} has "
-                                          f"shape {value.shape}, expected {tuple(variable.shape)}): use --restart")
-                variable.assign(value.astype(variable.dtype, copy=False) if hasattr(variable, "dtype") else value)
+    for prefix, variables, count in (("weight", vae.weights, meta["weights"]),
+                                     ("optimizer", vae.optimizer.variables, meta["optimizer_variables"])):
+        if count != len(variables):
+            raise CheckpointError(f"checkpoint {path} holds {count} {prefix} variables where this model has "
+                                  f"{len(variables)} (another precision or architecture): use --restart")
+        for index, variable in enumerate(variables):
+            value = archive[f"{prefix}_{index}"]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise CheckpointError(f"checkpoint {path} does not fit this model ({prefix} {index} has "
+                                      f"shape {value.shape}, expected {tuple(variable.shape)}): use --restart")
+            variable.assign(value.astype(variable.dtype, copy=False) if hasattr(variable, "dtype") else value)
     return meta
 
 

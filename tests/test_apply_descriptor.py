@@ -168,7 +168,7 @@ def _bad_inputs(folder):
 
 @pytest.mark.parametrize("case, descriptor, magnitude, message", [
     ("missing", "Crunch", 50, "does not exist"),
-    ("corrupt", "Crunch", 50, "cannot read"),
+    ("corrupt", "Crunch", 50, "cannot be read as audio"),
     ("silent", "Crunch", 50, "silent"),
     ("good", "Fizz", 50, "is not a descriptor; choose one of Bright"),
     ("good", "Crunch", 150, "outside 0..100"),

@@ -212,8 +212,13 @@ def test_conditioned_models_export_to_onnx_and_both_runtimes_agree(conditioned_p
                                 "--seed", 0, "--runtime", runtime, "-o", output, cwd=project)
             assert result.returncode == 0, result.stderr
             written.append(soundfile.read(project / output)[0])
-        # Griffin-Lim amplifies the runtimes' ~1e-6 differences a little: a few samples differ by ~1e-3.
-        np.testing.assert_allclose(*written, atol=2e-3)
+        # Griffin-Lim can turn the runtimes' ~1e-6 differences into another, equally good phase (the
+        # README): the two are compared by their magnitude spectra, what is heard.
+        import librosa
+
+        spectra = [np.abs(librosa.stft(audio.astype(np.float32), n_fft=1024, hop_length=256)) for audio in written]
+        distance = np.linalg.norm(spectra[0] - spectra[1]) / np.linalg.norm(spectra[1])
+        assert distance < 0.05, distance
 
 
 def test_explorer_with_conditioned_models(conditioned_project, tmp_path):
@@ -227,7 +232,7 @@ def test_explorer_with_conditioned_models(conditioned_project, tmp_path):
     for kind in ("descriptor", "perceptual"):
         app = create_app(project / f"model_{kind}", project / "spectrograms", project / "minmax", project / "audio",
                          runtime="onnx", griffin_lim_iters=4, log=lambda line: None)
-        client = TestClient(app)
+        client = TestClient(app, base_url="http://127.0.0.1:8000")
         assert client.get("/api/map").json()["conditioning"] == kind
         responses = [client.get("/api/notes/2/reconstruction.wav"),
                      client.get("/api/generate.wav", params={"descriptor": "Dark", "magnitude": 60, "pitch": "A4"}),
@@ -337,3 +342,60 @@ def test_preprocessor_computes_perceptual_features(project):
     cache = load_cache(project / "minmax")
     assert sorted(cache) == ["CrunchX100X1-5.wav.npy", "FlutteryX0X1-5.wav.npy"]
     assert all(np.all(np.isfinite(features)) for features, _ in cache.values())
+
+
+# ---------------------------------------------------------------- a user's note and the perceptual model (issue 19)
+
+def test_the_perceptual_condition_of_a_users_note_is_that_of_the_074_s_the_model_encodes(conditioned_project,
+                                                                                         tmp_path):
+    """Before, the features were computed over the whole file: a long loud tail after the note
+    changed the condition (and took minutes for a long file); now only the window counts."""
+    from conftest import plucked_note, write_audio
+
+    project = copy_of(conditioned_project, tmp_path)
+    rate = 44100
+    note = plucked_note(440.0, seconds=1.0)
+    tail = (0.5 * np.random.default_rng(0).standard_normal(rate * 5)).astype(np.float32)
+    long = write_audio(tmp_path / "with tail.wav", np.concatenate([note, tail]))
+    short = write_audio(tmp_path / "cut.wav", note[: int(rate * 0.74)])
+    outputs = []
+    for path in (long, short):
+        output = tmp_path / f"{path.stem}_out.wav"
+        result = run_script("apply_timbre_descriptor.py", path, "Dark", 75, "-o", output, "--seed", 3,
+                            "--griffin-lim-iters", 4, "--model-dir", "model_perceptual", "--runtime", "onnx",
+                            cwd=project)
+        assert result.returncode == 0, result.stderr
+        outputs.append(soundfile.read(output)[0])
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def test_a_5_ms_note_with_the_perceptual_model_is_answered_not_a_crash(conditioned_project, tmp_path):
+    """Before: a traceback (command) and a 500 (explorer)."""
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from conftest import plucked_note, write_audio
+    from semantic_timbre.explorer import create_app
+
+    project = copy_of(conditioned_project, tmp_path)
+    blip = plucked_note(440.0)[: int(44100 * 0.005)]
+    path = write_audio(tmp_path / "blip.wav", blip)
+    result = run_script("apply_timbre_descriptor.py", path, "Dark", 75, "-o", tmp_path / "blip_out.wav",
+                        "--griffin-lim-iters", 4, "--model-dir", "model_perceptual", "--runtime", "onnx", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "lasts only 5 ms" in result.stderr
+    assert soundfile.read(tmp_path / "blip_out.wav")[1] == 22050
+    app = create_app(project / "model_perceptual", project / "spectrograms", project / "minmax", project / "audio",
+                     runtime="onnx", griffin_lim_iters=4, log=lambda line: None)
+    client = TestClient(app, base_url="http://127.0.0.1:8000")
+    buffer = io.BytesIO()
+    soundfile.write(buffer, blip, 44100, format="WAV", subtype="PCM_16")
+    response = client.post("/api/apply.wav", files={"file": ("blip.wav", buffer.getvalue(), "audio/wav")},
+                           data={"descriptor": "Dark", "magnitude": "75"})
+    assert response.status_code == 200 and response.content[:4] == b"RIFF", response.text
+    silent = io.BytesIO()
+    soundfile.write(silent, np.zeros(2000, np.float32), 44100, format="WAV", subtype="PCM_16")
+    response = client.post("/api/apply.wav", files={"file": ("silent.wav", silent.getvalue(), "audio/wav")},
+                           data={"descriptor": "Dark", "magnitude": "75"})
+    assert response.status_code == 400 and "silent.wav" in response.json()["error"], response.text

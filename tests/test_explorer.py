@@ -5,6 +5,7 @@ command's own checks; the latent plot's HTML offline."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -40,7 +41,7 @@ def client(project):
                      project / layout.AUDIO_DIR, runtime="onnx", griffin_lim_iters=4, max_upload_bytes=200_000,
                      log=lambda line: None)
     assert app.state.explorer.runtime == "onnx"
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         yield client
 
 
@@ -72,6 +73,7 @@ def test_page_and_plotly_are_served_by_the_app(client):
     page = client.get("/")
     assert page.status_code == 200 and '<script src="/plotly.min.js">' in page.text
     assert "http://" not in page.text and "https://" not in page.text  # no CDN, no external fonts
+    assert 'id="steps" type="number" min="3" max="10"' in page.text  # the steps the server accepts
     script = client.get("/plotly.min.js")
     assert script.headers["content-type"].startswith("application/javascript") and len(script.content) > 1_000_000
 
@@ -125,7 +127,7 @@ def test_upload_a_note_and_bad_uploads_write_nothing(client, project):
         (("../../etc/evil.wav",) + wav_upload()[1:], 400, "not a plain file name"),
         (("notes.txt", b"just text", "text/plain"), 400, "not an audio file"),
         (("empty.wav", b"", "audio/wav"), 400, "'empty.wav' is empty"),
-        (("fake.wav", b"RIFF but not really a wav file", "audio/wav"), 400, "cannot read fake.wav as audio"),
+        (("fake.wav", b"RIFF but not really a wav file", "audio/wav"), 400, "fake.wav cannot be read as audio"),
         (wav_upload("long.wav", seconds=4.0), 413, "larger than"),
         ((".hidden.wav",) + wav_upload()[1:], 400, "not a plain file name"),
     ]
@@ -163,3 +165,224 @@ def test_the_app_on_onnx_imports_no_tensorflow(project):
                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert result.returncode == 0, result.stderr
     assert "tensorflow imported: False" in result.stdout
+
+
+# -- what a request can cost (issue 19)
+
+def test_only_the_explorers_own_address_and_page_are_answered(client):
+    """Another web page cannot post to 127.0.0.1:8000 (Origin, Sec-Fetch-Site) nor reach it under
+    another name (DNS rebinding: Host)."""
+    assert client.get("/api/map").status_code == 200
+    assert client.get("/api/map", headers={"Host": "localhost:8000"}).status_code == 200
+    assert client.get("/api/map", headers={"Origin": "http://127.0.0.1:8000",
+                                           "Sec-Fetch-Site": "same-origin"}).status_code == 200
+    form = {"descriptor": "dark", "magnitude": "100"}
+    refused = [
+        ({"Host": "evil.example:8000"}, "is not this explorer's address"),
+        ({"Host": "127.0.0.1:9999"}, "is not this explorer's address"),
+        ({"Host": "127.0.0.1"}, "is not this explorer's address"),
+        ({"Origin": "http://evil.example"}, "requests from another page"),
+        ({"Origin": "null"}, "requests from another page"),
+        ({"Origin": "http://127.0.0.1:8001"}, "requests from another page"),
+        ({"Sec-Fetch-Site": "cross-site"}, "from another site"),
+    ]
+    for headers, fragment in refused:
+        assert_error(client.post("/api/apply.wav", files={"file": wav_upload()}, data=form, headers=headers), 403,
+                     fragment)
+        assert_error(client.get("/api/generate.wav", params={"descriptor": "Dark", "magnitude": 50, "pitch": "E4"},
+                                headers=headers), 403, fragment)
+
+
+def test_a_body_over_the_limit_is_refused_from_its_length(client):
+    response = client.post("/api/apply.wav", content=b"x" * 400_000,
+                           headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert_error(response, 413, "upload limit")
+
+
+def test_a_note_with_nan_samples_or_a_5_ms_note_is_a_json_error(client):
+    form = {"descriptor": "dark", "magnitude": "100"}
+    note = plucked_note(329.63)
+    note[10] = np.nan
+    buffer = io.BytesIO()
+    soundfile.write(buffer, note, 44100, format="WAV", subtype="FLOAT")
+    assert_error(client.post("/api/apply.wav", files={"file": ("nan.wav", buffer.getvalue(), "audio/wav")},
+                             data=form), 400, "nan.wav", "NaN or infinite samples")
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(100, np.float32), 1, format="WAV", subtype="PCM_16")
+    data = bytearray(buffer.getvalue())
+    assert_error(client.post("/api/apply.wav", files={"file": ("slow.wav", bytes(data), "audio/wav")}, data=form),
+                 400, "slow.wav", "sample rate of 1 Hz")
+
+
+class LiveServer:
+    """The app served by uvicorn in a thread on a free port, for what only a real socket shows."""
+
+    def __init__(self, app, port):
+        import threading
+
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.port = port
+
+    def __enter__(self):
+        import socket
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the server did not start")
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _multipart(name: str, data: bytes, descriptor="Dark", magnitude="100") -> tuple[bytes, str]:
+    boundary = "----boundary19"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="descriptor"\r\n\r\n{descriptor}\r\n',
+             f'--{boundary}\r\nContent-Disposition: form-data; name="magnitude"\r\n\r\n{magnitude}\r\n',
+             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+             f'Content-Type: audio/wav\r\n\r\n']
+    body = "".join(parts).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.fixture(scope="module")
+def slow_app(project):
+    """The app with one upload worker, a queue of one and 6,000 Griffin-Lim iterations (seconds an
+    upload): what a busy explorer does with more uploads, late ones and clients that leave."""
+    from semantic_timbre.explorer import create_app
+
+    port = _free_port()
+    app = create_app(project / layout.MODEL_DIR, project / layout.SPECTROGRAMS_DIR, project / layout.MINMAX_DIR,
+                     project / layout.AUDIO_DIR, runtime="onnx", griffin_lim_iters=6000, max_upload_bytes=200_000,
+                     log=lambda line: None, port=port, upload_workers=1, upload_queue=1, upload_time_limit=60)
+    with LiveServer(app, port) as server:
+        yield app, server
+
+
+def test_the_size_limit_holds_while_a_chunked_body_streams_in(slow_app):
+    """No Content-Length: the server answers 413 after about the limit, not after the whole 40 MB."""
+    import socket
+
+    app, server = slow_app
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
+        connection.sendall(f"POST /api/apply.wav HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                           "Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           .encode())
+        start = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
+                 b"Content-Type: audio/wav\r\n\r\n")
+        connection.sendall(f"{len(start):x}\r\n".encode() + start + b"\r\n")
+        chunk = b"x" * 65536
+        sent = 0
+        try:
+            while sent < 40_000_000:
+                connection.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                sent += len(chunk)
+                connection.settimeout(0.0)
+                try:
+                    if connection.recv(1, socket.MSG_PEEK):
+                        break
+                except BlockingIOError:
+                    pass
+                finally:
+                    connection.settimeout(30)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        connection.settimeout(30)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                block = connection.recv(65536)
+                if not block:
+                    break
+                answer += block
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"upload limit" in answer
+    assert sent < 10_000_000, sent  # the 200 KB limit plus what the sockets buffer, not the 40 MB
+
+
+def test_a_busy_explorer_says_so_and_a_client_that_leaves_stops_its_work(slow_app):
+    import socket
+    import threading
+    import time
+
+    import httpx
+
+    app, server = slow_app
+    url = f"http://127.0.0.1:{server.port}/api/apply.wav"
+    _, upload, _ = wav_upload()
+    body, content_type = _multipart("note.wav", upload)
+    before = dict(app.state.uploads)
+    results = {}
+
+    def first():
+        results["first"] = httpx.post(url, content=body, headers={"Content-Type": content_type}, timeout=120)
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    time.sleep(0.5)  # the first upload holds the only worker
+    # The second waits in the queue; its client leaves after a second.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as leaving:
+        leaving.sendall(f"POST /api/apply.wav HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: "
+                        f"{content_type}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        time.sleep(1.0)
+        # A third finds the worker and the queue full.
+        busy = httpx.post(url, content=body, headers={"Content-Type": content_type}, timeout=60)
+    assert busy.status_code == 503 and "busy" in busy.json()["error"], busy.text
+    worker.join(120)
+    assert results["first"].status_code == 200 and results["first"].content[:4] == b"RIFF"
+    deadline = time.monotonic() + 60
+    while app.state.uploads["stopped"] == before["stopped"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert app.state.uploads["stopped"] == before["stopped"] + 1, app.state.uploads
+    assert app.state.uploads["done"] == before["done"] + 1, app.state.uploads
+
+
+def test_an_upload_past_its_time_limit_is_answered_and_stopped(project):
+    from fastapi.testclient import TestClient
+
+    from semantic_timbre.explorer import create_app
+
+    app = create_app(project / layout.MODEL_DIR, project / layout.SPECTROGRAMS_DIR, project / layout.MINMAX_DIR,
+                     project / layout.AUDIO_DIR, runtime="onnx", griffin_lim_iters=1000, log=lambda line: None,
+                     upload_time_limit=0.2)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        response = client.post("/api/apply.wav", files={"file": wav_upload()}, data={"descriptor": "Dark",
+                                                                                     "magnitude": "50"})
+    assert_error(response, 503, "longer than the 0.2 s limit")
+
+
+def test_the_port_is_free_again_at_once_after_the_explorer_stops():
+    """Connections the server closed stay in TIME_WAIT for a minute; the port is free all the same."""
+    import socket
+
+    import explore_timbre_space
+
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        accepted.close()  # the server side closes first: its end of the connection is in TIME_WAIT
+        client.recv(1)
+        client.close()
+    explore_timbre_space.check_port_free("127.0.0.1", port)

@@ -72,11 +72,83 @@ def test_first_use_exports_then_both_runtimes_write_the_same_audio(trained):
     assert inference.onnx_fresh(model_dir)
 
 
-def test_unreadable_onnx_export_is_one_line(trained):
+def test_a_damaged_or_foreign_onnx_export_is_not_fresh_and_is_exported_anew(trained, trained_project, tmp_path):
+    """The freshness check covers the .onnx files' own sha256: a damaged file, or another model's
+    export copied in (here a conditioned model's decoder), is exported again, never used."""
     model_dir = trained / layout.MODEL_DIR
+    assert inference.onnx_fresh(model_dir)
     (model_dir / inference.ENCODER_ONNX).write_bytes(b"not onnx")
+    assert not inference.onnx_fresh(model_dir)
+    result = run_script(SINGLE, "Crunch", "100", "E4", "--runtime", "onnx", "--use-mean", "--seed", 4,
+                        "--output-dir", "onnx", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "exporting" in result.stderr and inference.onnx_fresh(model_dir)
+    record = json.loads((model_dir / inference.ONNX_RECORD).read_text())
+    assert set(record["files_sha256"]) == {inference.ENCODER_ONNX, inference.DECODER_ONNX}
+
+    # Another model's decoder (other sizes) copied over this one's, with or without its record.
+    from semantic_timbre.vae import VAE
+
+    other = tmp_path / "other"
+    VAE((512, 64, 1), (4, 4, 4, 4, 4), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 5, seed=0).save(other)
+    good = (model_dir / inference.DECODER_ONNX).read_bytes()
+    shutil.copy(other / inference.DECODER_ONNX, model_dir / inference.DECODER_ONNX)
+    assert not inference.onnx_fresh(model_dir)
+    # Forcing the record to match (a hand-made copy): the sessions' inputs are checked too.
+    record["files_sha256"][inference.DECODER_ONNX] = inference._file_sha256(model_dir / inference.DECODER_ONNX)
+    (model_dir / inference.ONNX_RECORD).write_text(json.dumps(record))
+    assert inference.onnx_fresh(model_dir)
+    result = run_script(SINGLE, "Crunch", "100", "E4", "--runtime", "onnx", "--output-dir", "bad", cwd=trained)
+    assert_one_line_error(result, "decoder.onnx takes", "another model's export", "--runtime tensorflow")
+    assert not (trained / "bad" / "generated" / "0.wav").exists()
+    (model_dir / inference.DECODER_ONNX).write_bytes(good)
+
+
+def test_an_export_killed_midway_leaves_no_temporary_file_behind_for_long(trained):
+    """kill -9 during an export leaves the temporary file atomic_path made; the next export
+    removes those older than two minutes (a younger one may be another export under way)."""
+    import os
+    import time
+
+    model_dir = trained / layout.MODEL_DIR
+    stale = model_dir / f".{inference.DECODER_ONNX}.0123456789ab.tmp.onnx"
+    young = model_dir / f".{inference.ENCODER_ONNX}.ba9876543210.tmp.onnx"
+    stale.write_bytes(b"")
+    young.write_bytes(b"")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    (model_dir / inference.ONNX_RECORD).unlink()
     result = run_script(SINGLE, "Crunch", "100", "E4", "--runtime", "onnx", cwd=trained)
-    assert_one_line_error(result, "ONNX export cannot be read", "--runtime tensorflow")
+    assert result.returncode == 0, result.stderr
+    assert not stale.exists() and young.exists()
+
+
+def test_both_runtimes_give_the_same_spectra_and_mostly_the_same_waveforms(trained_project):
+    """What the README promises: the decoded spectrograms agree to float32 rounding; inverted
+    (Griffin-Lim, the same seed), every note's audio has the same spectral convergence to its
+    spectrogram within 2e-3, and most notes the same samples within 1e-3 (not all: Griffin-Lim
+    can turn the rounding differences into another phase, equally good)."""
+    from semantic_timbre import generation, spectrogram
+    from semantic_timbre.vae import VAE
+
+    model_dir = trained_project / layout.MODEL_DIR
+    onnx, vae = inference.OnnxModel(model_dir), VAE.load(model_dir)
+    notes = processed_data.require_spectrograms(trained_project / layout.SPECTROGRAMS_DIR)
+    min_max = processed_data.load_min_max(trained_project / layout.MINMAX_DIR)
+    batch = np.stack([processed_data.load_spectrogram(trained_project / layout.SPECTROGRAMS_DIR / n.spectrogram_name)
+                      for n in notes])
+    mu = vae.encode(batch)[0]
+    ours, theirs = onnx.decode(mu), vae.decode(mu)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    same = 0
+    for index, note in enumerate(notes):
+        low, high = processed_data.min_max_of(min_max, note)
+        magnitude = spectrogram.db_to_amplitude(spectrogram.denormalise(theirs[index, ..., 0], low, high))
+        audio = [generation.invert(decoded[index, ..., 0], low, high, seed=4) for decoded in (ours, theirs)]
+        convergence = [spectrogram.spectral_convergence(one, magnitude) for one in audio]
+        assert abs(convergence[0] - convergence[1]) < 2e-3, (note.spectrogram_name, convergence)
+        same += np.abs(audio[0] - audio[1]).max() < 1e-3
+    assert same >= len(notes) // 2, same
 
 
 def test_unknown_runtime_is_a_usage_error(trained_project):

@@ -195,3 +195,103 @@ def test_canonical_spellings_cover_every_descriptor_and_thesis_pitch():
         pitch = layout.pitch_of(1, fret)
         assert layout.canonical_pitch(pitch.lower()) == pitch
         assert layout.note_name_to_midi(layout.canonical_pitch(pitch.lower())) == 64 + fret
+
+
+# --- --pickup: choosing one of the release's pickup variants (issue 19) -------------------------
+
+@pytest.fixture(scope="module")
+def pickup_project(trained_project, tmp_path_factory) -> Path:
+    """trained_project plus pickup variants of some notes, as the pre-processor names them: a folder
+    below the magnitude (bridge) and a file-name suffix (_neck); Crunch 100 A4 only as variants."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("pickups") / "project"
+    shutil.copytree(trained_project, root)
+    spectrograms, minmax_file = root / "spectrograms", root / "minmax" / layout.MINMAX_FILE_NAME
+    min_max = safe_io.load_plain_pickle(minmax_file)
+    variants = {"DarkX50X1-0.wav.npy": ["DarkX50XbridgeX1-0.wav.npy", "DarkX50X1-0_neck.wav.npy"],
+                "FlutteryX0X1-0.wav.npy": ["FlutteryX0XbridgeX1-0.wav.npy"],
+                "CrunchX100X1-5.wav.npy": ["CrunchX100XbridgeX1-5.wav.npy", "CrunchX100XneckX1-5.wav.npy"],
+                "DarkX100X1-0.wav.npy": ["DarkX100XbridgeX1-0.wav.npy"]}
+    for plain, names in variants.items():
+        for scale, name in enumerate(names, start=1):
+            np.save(spectrograms / name, np.load(spectrograms / plain) * (1 - 0.05 * scale))
+            min_max[layout.minmax_key(name)] = min_max[layout.minmax_key(plain)]
+    (spectrograms / "CrunchX100X1-5.wav.npy").unlink()
+    del min_max[layout.minmax_key("CrunchX100X1-5.wav.npy")]
+    safe_io.save_pickle_atomic(minmax_file, min_max)
+    return root
+
+
+FAST = ("--griffin-lim-iters", 2, "--runtime", "onnx", "--seed", 0)
+
+
+@pytest.mark.parametrize("pickup, used", [
+    (None, "DarkX50X1-0.wav.npy"), ("bridge", "DarkX50XbridgeX1-0.wav.npy"),
+    ("neck", "DarkX50X1-0_neck.wav.npy"), ("_neck", "DarkX50X1-0_neck.wav.npy"), ("BRIDGE", "DarkX50XbridgeX1-0.wav.npy"),
+])
+def test_pickup_picks_the_variant_of_a_single_sample(pickup_project, tmp_path, pickup, used):
+    extra = ("--pickup", pickup) if pickup else ()
+    result = run_script("generate_single_sample.py", "Dark", 50, "E4", *extra, *FAST, "--output-dir", tmp_path / "out",
+                        cwd=pickup_project)
+    assert result.returncode == 0, result.stderr
+    assert f"generated from spectrograms/{used}:" in result.stdout
+
+
+def test_a_pickup_the_data_lacks_and_a_note_only_in_variants_are_one_line(pickup_project, tmp_path):
+    from conftest import assert_one_line_error
+
+    result = run_script("generate_single_sample.py", "Dark", 50, "E4", "--pickup", "middle", *FAST,
+                        "--output-dir", tmp_path / "out", cwd=pickup_project)
+    assert_one_line_error(result, "no Dark 50 E4 with --pickup middle", "(plain: no --pickup), bridge, neck")
+    result = run_script("generate_single_sample.py", "Crunch", 100, "A4", *FAST, "--output-dir", tmp_path / "out",
+                        cwd=pickup_project)
+    assert_one_line_error(result, "Crunch 100 A4 is in the data only as pickup variants bridge, neck",
+                          "--pickup NAME")
+    assert not (tmp_path / "out").exists()
+    result = run_script("generate_single_sample.py", "Crunch", 100, "A4", "--pickup", "neck", *FAST,
+                        "--output-dir", tmp_path / "out", cwd=pickup_project)
+    assert result.returncode == 0 and "CrunchX100XneckX1-5.wav.npy" in result.stdout, result.stderr
+
+
+def test_pickup_in_the_interpolation_and_generation_from_a_description(pickup_project, tmp_path):
+    from conftest import assert_one_line_error
+
+    result = run_script("generate_timbre_interpolation.py", "Dark", 50, "E4", "Dark", 100, "E4", 3, "--pickup",
+                        "bridge", *FAST, "--output-dir", tmp_path / "inter", cwd=pickup_project)
+    assert result.returncode == 0, result.stderr
+    assert ("interpolated from spectrograms/DarkX50XbridgeX1-0.wav.npy to spectrograms/DarkX100XbridgeX1-0.wav.npy"
+            in result.stdout)
+    result = run_script("generate_from_description.py", "Dark", 50, "E4", "--pickup", "bridge", *FAST, "-o",
+                        tmp_path / "described.wav", cwd=pickup_project)
+    assert result.returncode == 0, result.stderr
+    assert "from spectrograms/FlutteryX0XbridgeX1-0.wav.npy)" in result.stdout and (tmp_path / "described.wav").is_file()
+    result = run_script("generate_from_description.py", "Dark", 50, "E4", "--pickup", "neck", *FAST, "-o",
+                        tmp_path / "none.wav", cwd=pickup_project)
+    assert_one_line_error(result, "no clean E4 with --pickup neck", "bridge")
+    assert not (tmp_path / "none.wav").exists()
+
+
+@pytest.mark.parametrize("script", ["generate_single_sample.py", "generate_timbre_interpolation.py",
+                                    "generate_from_description.py"])
+def test_pickup_is_listed_in_help(script, tmp_path):
+    result = run_script(script, "--help", cwd=tmp_path)
+    assert result.returncode == 0 and "--pickup NAME" in result.stdout and "bridge" in result.stdout
+
+
+def test_the_explorer_generates_from_a_pickup_variant(pickup_project):
+    from fastapi.testclient import TestClient
+
+    from semantic_timbre.explorer import create_app
+
+    root = pickup_project
+    app = create_app(root / "model", root / "spectrograms", root / "minmax", root / "audio", runtime="onnx",
+                     griffin_lim_iters=2, log=lambda line: None)
+    client = TestClient(app, base_url="http://127.0.0.1:8000")
+    params = {"descriptor": "Dark", "magnitude": 50, "pitch": "E4"}
+    plain = client.get("/api/generate.wav", params=params)
+    bridge = client.get("/api/generate.wav", params={**params, "pickup": "bridge"})
+    assert plain.status_code == bridge.status_code == 200 and plain.content != bridge.content
+    assert "_bridge.wav" in bridge.headers["content-disposition"]
+    missing = client.get("/api/generate.wav", params={**params, "pickup": "neck"})
+    assert missing.status_code == 400 and "--pickup neck" in missing.json()["error"]

@@ -1,5 +1,7 @@
 """The shared spectrogram maths: inversion against librosa's, and the Nyquist-restored gain."""
 
+from pathlib import Path
+
 import librosa
 import numpy as np
 import pytest
@@ -159,3 +161,23 @@ def test_the_thesis_inversion_refuses_a_pghi_start_and_unknown_inits_are_refused
         spectrogram.griffin_lim(magnitude, restore_nyquist=False, init="pghi")
     with pytest.raises(ValueError, match="init"):
         spectrogram.griffin_lim(magnitude, init="zeros")
+
+
+def test_strongly_distorted_plucks_invert_as_well_as_pghipys_heap_pghi():
+    """Issue 19: the demo set's Karplus-Strong plucks through tanh(300 x), pre-processed as the
+    thesis's pre-processor does, the hardest notes of bench/bench_inversion.py. Spectral convergence
+    at the best gain <= 0.12 (the issue's target) and about 30% below what it was before the PGHI
+    gradient's edges were halved, as the paper's code and pghipy compute them (these five notes:
+    0.055 largest, 0.045 mean before; 0.040 and 0.031 now, pghipy's heap PGHI with the same
+    Griffin-Lim alike)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import bench_inversion
+
+    scores = []
+    for name, normalised, low, high in bench_inversion.distorted_notes(5):  # frets 0, 6, 11, 16, 22
+        target = _target(normalised, low, high)
+        audio = spectrogram.spectrogram_to_audio(normalised, low, high, random_state=0)
+        scores.append(bench_inversion.best_gain_convergence(audio, target))
+    assert max(scores) <= 0.045 and np.mean(scores) <= 0.035, scores
