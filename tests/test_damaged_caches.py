@@ -46,6 +46,17 @@ def rewrite(path: Path, change) -> None:
     safe_io.save_npz_cache(path, arrays, fingerprint)
 
 
+def spoil(path: Path, how: str, key: str, columns: int) -> None:
+    """Damage a cache `how`: a NaN in its 2-D array `key` ("nan ..."), that array cut to `columns`
+    columns ("wrong shape"), or the file itself (DAMAGES)."""
+    if how.startswith("nan "):
+        rewrite(path, lambda arrays: arrays[key].__setitem__((0, 0), np.nan))
+    elif how == "wrong shape":
+        rewrite(path, lambda arrays: arrays.update({key: arrays[key][:, :columns].copy()}))
+    else:
+        damage(path, how)
+
+
 def test_the_one_reader_names_the_file_for_every_damage(tmp_path):
     path = tmp_path / "cache.npz"
     for how in DAMAGES:
@@ -163,12 +174,7 @@ def test_a_damaged_embedding_cache_is_computed_again(project, tmp_path, how):
     assert len(caches) == 1, list(tmp_path.iterdir())
     cache = caches[0]
     good = np.load(cache)["points"]
-    if how == "nan points":
-        rewrite(cache, lambda arrays: arrays["points"].__setitem__((0, 0), np.nan))
-    elif how == "wrong shape":
-        rewrite(cache, lambda arrays: arrays.update({"points": arrays["points"][:, :1].copy()}))
-    else:
-        damage(cache, how)
+    spoil(cache, how, "points", 1)
     result = run_script("visualise_latent_space.py", *args, cwd=project)
     assert result.returncode == 0, result.stderr
     assert f"notice: ignoring the cache {cache}" in result.stderr and "Traceback" not in result.stderr
@@ -184,12 +190,7 @@ def test_a_damaged_judge_cache_is_trained_again(processed_project, tmp_path, how
     spectrograms, minmax = project / "spectrograms", project / "minmax"
     first = judge.load_or_train_judge(spectrograms, minmax)
     cache = minmax / judge.CACHE_FILE_NAME
-    if how == "nan coefficients":
-        rewrite(cache, lambda arrays: arrays["model_coef"].__setitem__((0, 0), np.nan))
-    elif how == "wrong shape":
-        rewrite(cache, lambda arrays: arrays.update({"model_coef": arrays["model_coef"][:, :3].copy()}))
-    else:
-        damage(cache, how)
+    spoil(cache, how, "model_coef", 3)
     capsys.readouterr()
     again = judge.load_or_train_judge(spectrograms, minmax)
     said = capsys.readouterr().err
@@ -209,12 +210,7 @@ def test_a_damaged_perceptual_cache_is_computed_again(processed_project, tmp_pat
     options = dict(audio_dir=project / "audio", minmax_dir=project / "minmax", progress=False, log=lambda line: None)
     first = perceptual.note_features(notes, **options)
     cache = perceptual.cache_path(project / "minmax")
-    if how == "nan features":
-        rewrite(cache, lambda arrays: arrays["features"].__setitem__((0, 0), np.nan))
-    elif how == "wrong shape":
-        rewrite(cache, lambda arrays: arrays.update({"features": arrays["features"][:, :5].copy()}))
-    else:
-        damage(cache, how)
+    spoil(cache, how, "features", 5)
     capsys.readouterr()
     again = perceptual.note_features(notes, **options)
     assert f"notice: ignoring the cache {cache}" in capsys.readouterr().err
