@@ -20,9 +20,9 @@ on. A checkpoint of other settings, or a finished model without a checkpoint, is
 without --restart.
 
 Stability (every preset): the sampling and the KL term bound the log-variance they take
-(model_files.LOG_VARIANCE_BOUND); a linear learning-rate warm-up (warmup_epochs) and gradient
-clipping by global norm (clip_gradient_norm) are options, both on in the demo preset. The
-thesis's preset keeps none of them: its loss, learning rate and optimizer are the thesis's.
+(model_files.LOG_VARIANCE_BOUND); a linear learning-rate warm-up (warmup_epochs, 3 epochs in the
+demo preset) and gradient clipping by global norm (clip_gradient_norm, off in both presets) are
+options. The thesis's preset uses neither: its loss, learning rate and optimizer are the thesis's.
 
 Determinism: with the same seed, data and settings, a run on one machine gives the same losses
 every time (weights, shuffling and the sampling noise are seeded; TensorFlow's CPU kernels are
@@ -329,8 +329,17 @@ def restore_checkpoint(path: str | Path, vae) -> dict:
             if tuple(value.shape) != tuple(variable.shape):
                 raise CheckpointError(f"checkpoint {path} does not fit this model ({prefix} {index} has "
                                       f"shape {value.shape}, expected {tuple(variable.shape)}): use --restart")
-            variable.assign(value.astype(variable.dtype, copy=False) if hasattr(variable, "dtype") else value)
+    restore_arrays(vae, archive)
     return meta
+
+
+def restore_arrays(vae, arrays: dict) -> None:
+    """Put arrays as checkpoint_arrays gives them (a checkpoint's, or copies held in memory) back
+    into the model's weights and optimizer state, each in its variable's dtype."""
+    for prefix, variables in (("weight", vae.weights), ("optimizer", vae.optimizer.variables)):
+        for index, variable in enumerate(variables):
+            value = arrays[f"{prefix}_{index}"]
+            variable.assign(value.astype(variable.dtype, copy=False) if hasattr(variable, "dtype") else value)
 
 
 # ---------------------------------------------------------------- logs
@@ -389,29 +398,21 @@ def plot_loss_curve(path: str | Path, history: list) -> None:
 
 # ---------------------------------------------------------------- the run
 
-def restore_arrays(vae, arrays: dict) -> None:
-    """Put checkpoint_arrays(vae) copies back into the model's weights and optimizer state."""
-    for prefix, variables in (("weight", vae.weights), ("optimizer", vae.optimizer.variables)):
-        for index, variable in enumerate(variables):
-            variable.assign(arrays[f"{prefix}_{index}"])
-
-
 def _epoch_recorder(vae, model_dir, fingerprint, history, chief, *, recovery: bool = True, log=print,
                     data_paths=(), recoveries_before: int = 0, learning_rate: float = 0.0005):
-    # recoveries_before: those of earlier runs this one resumes (recorded in the checkpoint; the
-    # bound counts this run's only)
     """One Keras callback that recovers from (or stops at) a non-finite loss or weight, and writes
     each good epoch's checkpoint, CSV and loss curve (on the chief worker only).
 
-    State is held in memory and trusted only once a loss computed with it is finite: after each
-    batch whose loss is finite, the copy taken after the batch before becomes the last good state.
-    A non-finite loss (or non-finite weights or losses at an epoch's end) puts the last good state
+    Copies of the state are taken at the start, at each epoch's end and every
+    RECOVERY_SNAPSHOT_STEPS batches; a copy becomes the last good state once the next batch's loss,
+    computed with it, is finite (and the copy itself is finite). A non-finite loss (or non-finite weights or losses at an epoch's end) puts the last good state
     back, multiplies the learning rate by RECOVERY_LEARNING_RATE_FACTOR and goes on, up to
     MAX_RECOVERIES times in a run; then, or without `recovery`, training stops. The first time,
     the spectrograms are checked for NaN values (then no recovery can help: it stops at once).
     An epoch's state is written only when the next batch's loss, computed with exactly those
     weights, is finite (or when training ends): the last checkpoint on disk is always one that
-    trains on.
+    trains on. `recoveries_before`: those of the runs this one resumes (kept in the checkpoint; the
+    bound counts this run's only); `learning_rate`: the run's, which a constant rate is scaled from.
     """
     import keras
 
