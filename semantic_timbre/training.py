@@ -61,6 +61,8 @@ MIXED_PRECISION_POLICIES = {"off": None, "bfloat16": "mixed_bfloat16", "float16"
 DISTRIBUTIONS = ("none", "mirrored", "multi-worker")
 # CPU flags (Linux /proc/cpuinfo) of native bfloat16 arithmetic: x86's AVX512_BF16 and AMX, Arm's BF16
 NATIVE_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+# ONEDNN_MAX_CPU_ISA values that leave out oneDNN's bfloat16 kernels (e.g. make test-avx2's AVX2)
+ONEDNN_ISAS_WITHOUT_BFLOAT16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI")
 CHECKPOINT_FORMAT = 1
 MAX_RECOVERIES = 3  # recoveries from a non-finite loss in one run before it stops
 # Recovery puts back the state of the start of the epoch or of the last RECOVERY_SNAPSHOT_STEPS
@@ -684,6 +686,8 @@ def bfloat16_is_native() -> bool:
     gpus = Path("/proc/driver/nvidia/gpus")
     if os.environ.get("CUDA_VISIBLE_DEVICES", "0") not in ("", "-1") and gpus.is_dir() and any(gpus.iterdir()):
         return True
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper() in ONEDNN_ISAS_WITHOUT_BFLOAT16:
+        return False  # oneDNN held below its bfloat16 kernels: it cannot build bfloat16 convolutions
     try:
         return cpu_has_native_bfloat16(Path("/proc/cpuinfo").read_text(errors="replace"))
     except OSError:

@@ -448,3 +448,14 @@ def test_native_bfloat16_is_read_from_the_cpu_flags():
     assert cpu_has_native_bfloat16("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")  # Arm (Graviton 3)
     assert not cpu_has_native_bfloat16("processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32\n")
     assert not cpu_has_native_bfloat16("")
+
+
+def test_onednn_held_below_its_bfloat16_kernels_counts_as_no_bfloat16(monkeypatch):
+    # ONEDNN_MAX_CPU_ISA=AVX2 (make test-avx2) leaves oneDNN no bfloat16 convolution, whatever the CPU.
+    from semantic_timbre import training
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not training.bfloat16_is_native()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core_vnni")
+    assert not training.bfloat16_is_native()
