@@ -88,6 +88,14 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--filters", type=int, nargs="+", metavar="N",
                         help="override the convolution filters of the preset (same number of layers)")
     parser.add_argument("--latent", type=int, metavar="N", help="override the latent space dimension")
+    parser.add_argument("--loss", choices=("thesis", "spectral"),
+                        help="the training loss: 'thesis' is exactly 1e6 x MSE + KL (the thesis preset's); "
+                             "'spectral' adds the loud bins' linear magnitude and the frame-energy envelope "
+                             "(the demo preset's)")
+    parser.add_argument("--upsampling", choices=("transposed", "nearest", "bilinear"),
+                        help="how the decoder upsamples: 'transposed' convolutions (the thesis preset's, with an "
+                             "even/odd checkerboard) or a nearest/bilinear resize then a convolution (the demo "
+                             "preset's: nearest)")
     parser.add_argument("--logical-cpus", type=int, metavar="N",
                         default=int(os.environ.get(LOGICAL_CPUS_VARIABLE, "0") or 0),
                         help="testing aid: split the CPU into N logical devices (e.g. to try --distribute "
@@ -111,6 +119,9 @@ def configuration_of(arguments) -> dict:
         if arguments.latent < 1:
             raise UserError("--latent must be at least 1")
         configuration["latent_space_dimension"] = arguments.latent
+    for key in ("loss", "upsampling"):
+        if getattr(arguments, key) is not None:
+            configuration[key] = getattr(arguments, key)
     return configuration
 
 

@@ -26,6 +26,12 @@ from .cli import UserError
 from .model_files import PARAMETER_NAMES, ModelFolderError, check_parameters
 
 CONDITIONINGS = ("none", "descriptor", "perceptual")
+#: How the decoder upsamples: "transposed" (the thesis's strided Conv2DTranspose) or a resize
+#: ("nearest" or "bilinear" UpSampling2D) followed by a stride-1 Conv2D, which has no checkerboard.
+UPSAMPLINGS = ("transposed", "nearest", "bilinear")
+#: The training loss: "thesis" (1e6 x MSE + KL) or "spectral" (vae.py: the thesis's terms plus the
+#: loud bins' linear magnitude and the frame-energy envelope).
+LOSSES = ("thesis", "spectral")
 MAGNITUDE_NAME = "magnitude"
 
 
@@ -221,11 +227,17 @@ class ModelConfig:
     conv_strides: tuple
     latent_space_dimension: int
     conditioning: Conditioning = field(default_factory=Conditioning)
+    upsampling: str = "transposed"
+    loss: str = "thesis"
 
     def __post_init__(self):
         parameters = check_parameters(self.parameters, "the model's configuration")
         for name, value in zip(PARAMETER_NAMES, parameters):
             object.__setattr__(self, name, _frozen(value))
+        if self.upsampling not in UPSAMPLINGS:
+            raise ModelFolderError(f"unknown decoder upsampling '{self.upsampling}': choose {', '.join(UPSAMPLINGS)}")
+        if self.loss not in LOSSES:
+            raise ModelFolderError(f"unknown loss '{self.loss}': choose {', '.join(LOSSES)}")
 
     @property
     def parameters(self) -> list:
@@ -236,24 +248,49 @@ class ModelConfig:
     def conditioned(self) -> bool:
         return self.conditioning.kind != "none"
 
+    @property
+    def thesis_buildable(self) -> bool:
+        """Whether the thesis's code builds this architecture (unconditioned, transposed convolutions):
+        then the model folder holds the thesis's parameters.pkl too."""
+        return not self.conditioned and self.upsampling == "transposed"
+
+    @property
+    def extended(self) -> bool:
+        """Whether parameters.json holds more than the thesis's five parameters."""
+        return self.conditioned or self.upsampling != "transposed" or self.loss != "thesis"
+
     @classmethod
-    def from_parameters(cls, parameters, conditioning: Conditioning | None = None) -> "ModelConfig":
+    def from_parameters(cls, parameters, conditioning: Conditioning | None = None, *, upsampling: str = "transposed",
+                        loss: str = "thesis") -> "ModelConfig":
         parameters = check_parameters(parameters)
-        return cls(*parameters, conditioning=conditioning or Conditioning())
+        return cls(*parameters, conditioning=conditioning or Conditioning(), upsampling=upsampling, loss=loss)
 
     def to_json(self) -> dict:
-        """parameters.json's content: the thesis's five parameters, and the conditioning when there is one."""
+        """parameters.json's content: the thesis's five parameters, then what differs from the thesis
+        (the conditioning, the decoder's upsampling, the loss); the thesis's model writes the five alone."""
         data = dict(zip(PARAMETER_NAMES, self.parameters))
         if self.conditioned:
             data["conditioning"] = self.conditioning.to_json()
+        if self.upsampling != "transposed":
+            data["upsampling"] = self.upsampling
+        if self.loss != "thesis":
+            data["loss"] = self.loss
         return data
 
     @classmethod
     def from_json(cls, data, source: str = "parameters.json") -> "ModelConfig":
+        """Read parameters.json; a file without 'upsampling' or 'loss' (every model folder written
+        before they existed) is the thesis's transposed decoder and loss."""
         parameters = check_parameters(data, source)
-        conditioning = Conditioning.from_json(data["conditioning"]) if isinstance(data, dict) and \
-            "conditioning" in data else Conditioning()
-        return cls(*parameters, conditioning=conditioning)
+        extras = data if isinstance(data, dict) else {}
+        conditioning = Conditioning.from_json(extras["conditioning"]) if "conditioning" in extras else Conditioning()
+        for key, choices in (("upsampling", UPSAMPLINGS), ("loss", LOSSES)):
+            if key in extras and extras[key] not in choices:
+                raise ModelFolderError(f"{source} gives {key} {extras[key]!r}, which this code does not know "
+                                       f"({', '.join(choices)}): put back the parameters.json written with the model, "
+                                       f"or update this code")
+        return cls(*parameters, conditioning=conditioning, upsampling=extras.get("upsampling", "transposed"),
+                   loss=extras.get("loss", "thesis"))
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=1) + "\n"

@@ -85,7 +85,38 @@ DEFINITIONS = {
         "the judge's cross-validated accuracy on real notes and the chance level are beside it. The "
         "decoded spectrograms are judged directly, de-normalised with their source note's min/max (not "
         "re-analysed after Griffin-Lim inversion)."),
+    "frame_flicker_db": (
+        "Even/odd frame alternation of the frame-mean dB level (the level less the mean of its two "
+        "neighbours, signed by the frame's parity, averaged over the frames after the first 50 ms, "
+        "absolute): the checkerboard a stride-2 transposed convolution leaves along time, heard as "
+        "roughness; of the held-out reconstructions, with the original notes' figure beside it."),
+    "loud_bin_error_db": (
+        "Mean signed dB error (reconstruction less original) of the bins within 20 dB of each "
+        "held-out note's maximum (its harmonics), averaged over notes; the mean absolute error, "
+        "their share of the bins and the same error of the floor (more than 60 dB below the maximum) "
+        "beside it."),
+    "onset_log_spectral_distance_db": (
+        "Log-spectral distance of the held-out reconstructions over the frames of the first 50 ms "
+        "(the onset); the sustain's (the remaining frames) beside it."),
+    "nearest_real_identity": (
+        "A judge-free check: for each reconstructed held-out non-clean note, the real note of the "
+        "same pitch nearest to it in log-spectral distance (levels relative to each note's maximum; "
+        "the note itself excluded; clean notes count as the descriptor 'clean'): the fraction whose "
+        "nearest real note has the reconstructed note's descriptor."),
+    "judge_robustness": (
+        "The audio judge on real held-out non-clean notes damaged by descriptor-agnostic damage "
+        "(additive Gaussian noise; Gaussian blur) to the model's own log-spectral distance, each judged "
+        "by the fold model that never saw the note: the lower of the two rates, each beside it. A judge "
+        "that cannot hear a descriptor through damage of the model's size cannot tell an artefact "
+        "from a lost descriptor."),
 }
+
+#: At most this many held-out reconstructions enter the judge-free identity check and the judge's
+#: robustness check (both keep spectrograms in memory), and at most this many real notes are the
+#: identity check's candidates (a seeded random choice of the notes of those pitches).
+MAX_IDENTITY_NOTES = 400
+MAX_IDENTITY_CANDIDATES = 3000
+MAX_ROBUSTNESS_NOTES = 200
 
 
 NOT_FINITE = "the metric is not a finite number on this data"
@@ -706,9 +737,10 @@ def held_out_split(names, fraction: float = 0.2, seed: int = 0) -> list[str]:
 
 
 REPORT_ORDER = ("reconstruction_mse", "spectral_convergence", "log_spectral_distance_db",
+                "onset_log_spectral_distance_db", "loud_bin_error_db", "frame_flicker_db", "nearest_real_identity",
                 "silhouette_descriptor", "descriptor_compactness", "pitch_conditional_separation",
                 "trajectory_linearity", "cross_pitch_consistency", "classifier_accuracy",
-                "descriptor_transfer_recognition", "audio_descriptor_recognition")
+                "descriptor_transfer_recognition", "audio_descriptor_recognition", "judge_robustness")
 
 
 def report_dict(results: dict[str, MetricResult], run: dict) -> dict:
@@ -784,6 +816,20 @@ def _note(key: str, entry: dict) -> str:
         parts.append(f"no figure for real effected notes: {entry['real_notes_round_trip_reason']}")
     if entry.get("sampled"):
         parts.append(entry["sampling"])
+    if key == "frame_flicker_db" and entry.get("originals") is not None:
+        parts.append(f"the original notes: {_shown(entry['originals'])} dB")
+    if key == "loud_bin_error_db":
+        parts.append(f"mean absolute {_shown(entry.get('loud_abs_db'))} dB over {_shown(entry.get('loud_share'))} of "
+                     f"the bins; the floor: {_shown(entry.get('floor_bias_db'))} dB over "
+                     f"{_shown(entry.get('floor_share'))} of the bins")
+    if key == "onset_log_spectral_distance_db":
+        parts.append(f"the sustain: {_shown(entry.get('sustain_lsd_db'))} dB")
+    if key == "nearest_real_identity":
+        parts.append(f"{entry.get('notes')} reconstructions, {entry.get('candidates')} real candidates")
+    if key == "judge_robustness":
+        parts.append(f"noise: {_shown(entry.get('noise'))}, blur: {_shown(entry.get('blur'))} at "
+                     f"{_shown(entry.get('target_lsd_db'))} dB LSD ({entry.get('notes')} notes); the judge on the "
+                     f"undamaged notes: {_shown(entry.get('undamaged'))}")
     if key == "spectral_convergence" and entry.get("original_inversion") is not None:
         parts.append(f"inverting the original spectrogram itself: {_shown(entry['original_inversion'])}")
     if "judge_accuracy" in entry:
@@ -913,7 +959,7 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     import librosa
     from tqdm import tqdm
 
-    from . import processed_data, spectrogram
+    from . import processed_data, quality, spectrogram
     from .judge import spectrogram_features as judge_features
     from .latent import encode_notes
 
@@ -929,6 +975,7 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     index_of = {note.spectrogram_name: index for index, note in enumerate(notes)}
     held_out = [index_of[name] for name in held_out_names if name in index_of]
     squared_errors, distances, convergences, floor = [], [], [], []
+    flicker, levels, segments, identity_rows, identity_db, undamaged = [], [], [], [], [], []
     not_finite = 0
     judging = judge is not None and not isinstance(judge, str)
     judged_names, judged_features = [], []  # held-out non-clean reconstructions, for the audio judge
@@ -946,8 +993,18 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
             low, high = processed_data.min_max_of(min_max, notes[index])
             squared_errors.append(np.mean((original.astype(np.float64) - reconstruction) ** 2))
             original_db = spectrogram.denormalise(original.astype(np.float64), low, high)
-            distances.append(log_spectral_distance_db(original_db, spectrogram.denormalise(
-                reconstruction.astype(np.float64), low, high)))
+            reconstruction_db = spectrogram.denormalise(reconstruction.astype(np.float64), low, high)
+            distances.append(log_spectral_distance_db(original_db, reconstruction_db))
+            if original_db.shape[-1] >= quality.ONSET_FRAMES + 2:  # what a listener notices (quality.py)
+                flicker.append((quality.frame_flicker_db(original_db)[0], quality.frame_flicker_db(reconstruction_db)[0]))
+                levels.append(quality.level_error_db(original_db, reconstruction_db))
+                segments.append(quality.segment_lsd_db(original_db, reconstruction_db))
+            if not notes[index].is_clean and len(identity_rows) < MAX_IDENTITY_NOTES:
+                identity_rows.append(index)
+                identity_db.append(quality.relative_db(reconstruction, low, high)[0].astype(np.float32))
+            if (judging and not notes[index].is_clean and notes[index].descriptor in judge.classes
+                    and len(undamaged) < MAX_ROBUSTNESS_NOTES):
+                undamaged.append((original, low, high, notes[index].spectrogram_name, notes[index].descriptor))
             if judging and not notes[index].is_clean and notes[index].descriptor in judge.classes:
                 judged_names.append(notes[index].spectrogram_name)
                 judged_features.append(judge_features(reconstruction, low, high)[0])
@@ -959,7 +1016,9 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
                 audio = spectrogram.spectrogram_to_audio(original, low, high, n_iter=griffin_lim_iterations,
                                                          random_state=seed)
                 floor.append(spectrogram.spectral_convergence(audio, target))
-    reconstruction_keys = ("reconstruction_mse", "spectral_convergence", "log_spectral_distance_db")
+    reconstruction_keys = ("reconstruction_mse", "spectral_convergence", "log_spectral_distance_db",
+                           "onset_log_spectral_distance_db", "loud_bin_error_db", "frame_flicker_db",
+                           "nearest_real_identity")
     if not held_out:
         judged_reconstructions = no_held_out_reason or "no held-out notes among the notes encoded"
     elif not_finite:
@@ -983,6 +1042,12 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
             "original_inversion": float(np.mean(floor)) if floor else None}) if convergences else MetricResult(
             None, "no note was inverted (the number of notes to invert is 0)")
         results["log_spectral_distance_db"] = measure(_mean, distances, {"notes": len(held_out)})
+        results.update(_listener_metrics(flicker, levels, segments))
+        results["nearest_real_identity"] = measure(_nearest_real_identity, notes, identity_rows, identity_db,
+                                                   spectrograms_dir, min_max, seed)
+    results["judge_robustness"] = measure(
+        judge_robustness, judge if judging else (judge or "no audio-domain descriptor judge was given"), undamaged,
+        results["log_spectral_distance_db"].value, seed=seed)
 
     # The latent-space study, on mu of every note (clean notes only where a metric needs them).
     # The silhouettes cost the square of the notes: a stratified sample (by descriptor and pitch) of a large set.
@@ -1019,6 +1084,108 @@ def evaluate_model(vae, notes, spectrograms_dir, min_max: dict, held_out_names, 
     results["audio_descriptor_recognition"] = measure(audio_descriptor_recognition, judge, judged_reconstructions,
                                                       applied, magnitude=transfer_magnitude)
     return results, {"codes": codes}
+
+
+def _listener_metrics(flicker, levels, segments) -> dict[str, MetricResult]:
+    """Flicker, loud-bin level error and onset/sustain LSD of the held-out reconstructions
+    (per-note figures from quality.py, averaged), or null with the reason."""
+    if not flicker:
+        reason = "the spectrograms have too few frames for the onset and the flicker"
+        return {key: MetricResult(None, reason) for key in
+                ("frame_flicker_db", "loud_bin_error_db", "onset_log_spectral_distance_db")}
+
+    def mean(values):
+        values = [value for value in values if value is not None]
+        return float(np.mean(values)) if values else None
+
+    flicker = np.asarray(flicker, dtype=np.float64)
+    segments = np.asarray(segments, dtype=np.float64)
+    return {
+        "frame_flicker_db": measure(_mean, flicker[:, 1], {"originals": float(flicker[:, 0].mean()),
+                                                           "notes": len(flicker)}),
+        "loud_bin_error_db": measure(_mean, [level["loud_bias_db"] for level in levels if level["loud_bias_db"] is not None], {
+            "loud_abs_db": mean([level["loud_abs_db"] for level in levels]),
+            "loud_share": mean([level["loud_share"] for level in levels]),
+            "floor_bias_db": mean([level["floor_bias_db"] for level in levels]),
+            "floor_share": mean([level["floor_share"] for level in levels]), "notes": len(levels)}),
+        "onset_log_spectral_distance_db": measure(_mean, segments[:, 0], {"sustain_lsd_db": float(segments[:, 1].mean()),
+                                                                          "notes": len(segments)}),
+    }
+
+
+def _nearest_real_identity(notes, rows, generated_db, spectrograms_dir, min_max, seed) -> tuple[float, dict]:
+    """quality.nearest_real_identity for reconstructions of notes[rows], the candidates the real
+    notes of their pitches (at most MAX_IDENTITY_CANDIDATES, a seeded random choice)."""
+    from . import processed_data, quality
+
+    if not rows:
+        raise MetricUnavailable("no held-out non-clean note was reconstructed")
+    pitches = np.array([note.pitch for note in notes])
+    candidates = np.flatnonzero(np.isin(pitches, pitches[rows]))
+    if len(candidates) > MAX_IDENTITY_CANDIDATES:
+        kept = np.random.default_rng(seed).choice(len(candidates), MAX_IDENTITY_CANDIDATES, replace=False)
+        candidates = np.union1d(candidates[kept], rows)  # a reconstruction's own note is never its candidate
+    real_db = np.stack([quality.relative_db(processed_data.load_spectrogram(
+        Path(spectrograms_dir) / notes[i].spectrogram_name), *processed_data.min_max_of(min_max, notes[i]))[0]
+        .astype(np.float32) for i in candidates])
+    labels = np.array(["clean" if notes[i].is_clean else notes[i].descriptor for i in candidates])
+    position = {int(index): place for place, index in enumerate(candidates)}
+    fraction, nearest = quality.nearest_real_identity(
+        np.stack(generated_db), [notes[i].descriptor for i in rows], pitches[rows], real_db, labels,
+        pitches[candidates], exclude=[position[int(i)] for i in rows])
+    if not math.isfinite(fraction):
+        raise MetricUnavailable("no reconstructed note has another real note of its pitch")
+    found = nearest >= 0
+    return fraction, {"notes": int(found.sum()), "candidates": int(len(candidates)),
+                      "nearest_is_clean": float(np.mean(labels[nearest[found]] == "clean"))}
+
+
+def judge_robustness(judge, originals, target_lsd_db, seed: int = 0) -> tuple[float, dict]:
+    """The judge on real notes damaged (damage.damage_to_lsd: noise, blur) to `target_lsd_db`.
+
+    Parameters
+    ----------
+    judge : judge.DescriptorJudge, or a str saying why there is none
+    originals : list of (normalised spectrogram, low, high, name, descriptor) of real notes the
+        judge was cross-validated on; each is judged by the fold model that never saw it
+    target_lsd_db : the log-spectral distance to damage them to (the model's), or None
+
+    Returns
+    -------
+    (the lower of the two kinds' rates, details: 'noise', 'blur', 'undamaged', 'reached_lsd_db',
+    'target_lsd_db', 'notes')
+    """
+    from . import damage
+    from .judge import JudgeUnavailable, spectrogram_features
+
+    if judge is None or isinstance(judge, str):
+        raise MetricUnavailable(judge or "no audio-domain descriptor judge was given")
+    if judge.accuracy_reason is not None:
+        raise MetricUnavailable(f"the judge has no cross-validation folds ({judge.accuracy_reason}), so no judge "
+                                f"that has not seen the damaged notes")
+    if target_lsd_db is None or not math.isfinite(target_lsd_db):
+        raise MetricUnavailable("no log-spectral distance of the model to damage the notes to")
+    if not originals:
+        raise MetricUnavailable("no held-out non-clean note the judge knows")
+    names = [name for _, _, _, name, _ in originals]
+    intended = np.array([descriptor for *_, descriptor in originals])
+
+    def rate(spectrograms):
+        features = np.concatenate([spectrogram_features(x, low, high) for x, (_, low, high, _, _) in
+                                   zip(spectrograms, originals)])
+        try:
+            return float(np.mean(judge.predict_unseen(names, features) == intended))
+        except JudgeUnavailable as error:
+            raise MetricUnavailable(str(error)) from None
+
+    details = {"undamaged": rate([x for x, *_ in originals]), "target_lsd_db": float(target_lsd_db),
+               "notes": len(originals), "reached_lsd_db": {}}
+    for kind in ("noise", "blur"):
+        damaged = [damage.damage_to_lsd(x, kind, target_lsd_db, low=low, high=high, random_state=seed + i)
+                   for i, (x, low, high, _, _) in enumerate(originals)]
+        details[kind] = rate([x for x, _ in damaged])
+        details["reached_lsd_db"][kind] = float(np.mean([reached for _, reached in damaged]))
+    return min(details["noise"], details["blur"]), details
 
 
 def _applied_for_judge(vae, codes, notes, min_max, judge, magnitude, max_clean_notes, batch_size):

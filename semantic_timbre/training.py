@@ -199,8 +199,17 @@ def is_chief(strategy) -> bool:
 
 # ---------------------------------------------------------------- checkpoints
 
-def _fingerprint(parameters, spectrograms_dir, model_dir, conditioning: str = "none") -> dict:
-    return {"parameters": json.loads(json.dumps(parameters)), "conditioning": conditioning,
+#: The configuration's choices beyond the thesis's five parameters, and the thesis's value of each.
+THESIS_CHOICES = {"upsampling": "transposed", "loss": "thesis"}
+
+
+def _fingerprint(parameters, spectrograms_dir, model_dir, conditioning: str = "none", configuration=None) -> dict:
+    # The decoder's upsampling and the loss are recorded only when they are not the thesis's, so
+    # checkpoints written before they existed still resume.
+    configuration = configuration or {}
+    extras = {key: configuration[key] for key, default in THESIS_CHOICES.items()
+              if configuration.get(key, default) != default}
+    return {"parameters": json.loads(json.dumps(parameters)), "conditioning": conditioning, **extras,
             # relative to the model folder, both resolved: the same folder however it is typed
             # ('spectrograms', './spectrograms/', an absolute path), and a moved project still resumes
             "spectrograms_dir_from_model_dir": os.path.relpath(Path(spectrograms_dir).resolve(),
@@ -219,6 +228,9 @@ def _fingerprint_differences(stored: dict, current: dict, model_dir) -> list[str
                             in zip(PARAMETER_NAMES, stored_parameters, parameters) if old != new]
         else:
             differences.append("the architecture")
+    for key, default in THESIS_CHOICES.items():
+        if stored.get(key, default) != current.get(key, default):
+            differences.append(f"{key} {current.get(key, default)} here, {stored.get(key, default)} in the checkpoint")
     stored_conditioning = stored.get("conditioning", "none")
     if stored_conditioning != current.get("conditioning", "none"):
         differences.append(f"conditioning {current['conditioning']} here, {stored_conditioning} in the checkpoint")
@@ -612,7 +624,9 @@ def build_vae(configuration: dict, learning_rate, xla: bool = True, conditioning
     schedule; `clip_gradient_norm` clips the gradients' global norm (None: no clipping)."""
     from . import vae as vae_module
 
-    model = vae_module.VAE(*_parameters_of(configuration), conditioning=conditioning)
+    model = vae_module.VAE(*_parameters_of(configuration), conditioning=conditioning,
+                           upsampling=configuration.get("upsampling", "transposed"),
+                           loss=configuration.get("loss", "thesis"))
     model.compile(learning_rate=learning_rate, jit_compile=xla, clip_gradient_norm=clip_gradient_norm)
     return model
 
@@ -723,7 +737,7 @@ def resume_point(options: TrainingOptions) -> dict | None:
     ways_on = "add --restart to train from scratch and replace it, or choose another --model-dir to keep it"
     if meta is not None:
         fingerprint = _fingerprint(_parameters_of(options.configuration), options.spectrograms_dir, model_dir,
-                                   options.conditioning)
+                                   options.conditioning, options.configuration)
         differences = _fingerprint_differences(meta["fingerprint"], fingerprint, model_dir)
         if differences:
             raise CheckpointError(f"the checkpoint in {ckpt.parent}/ (epoch {meta['epoch']}) was trained with "
@@ -791,7 +805,7 @@ def train(options: TrainingOptions) -> TrainingResult:
         raise UserError(str(error)) from None
     configuration = options.configuration
     fingerprint = _fingerprint(_parameters_of(configuration), options.spectrograms_dir, model_dir,
-                               options.conditioning)
+                               options.conditioning, configuration)
     ckpt = checkpoint_path(model_dir)
     meta = resume_point(options)  # before building anything
     if already_done(options, meta):

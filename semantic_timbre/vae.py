@@ -40,6 +40,41 @@ from keras import layers, ops  # noqa: E402
 
 RECONSTRUCTION_LOSS_WEIGHT = 1_000_000
 
+# The "spectral" loss (ModelConfig.loss): the thesis's terms plus two that weight what is heard,
+# each scaled by RECONSTRUCTION_LOSS_WEIGHT like the MSE (bench/bench_demo_quality.py measured them):
+#: The dB range the normalised spectrograms span: amplitude_to_db's top_db (80 dB below the maximum).
+SPECTRAL_RANGE_DB = 80.0
+#: Weight of the loud bins' term, the squared spectral convergence of the linear magnitudes
+#: 10 ** (80 (x - 1) / 20): an error in the harmonics (the top 20 dB, under 2% of the bins) costs
+#: as much as it is heard, where the dB MSE spends itself on the noise floor (84% of the bins).
+LOUD_LOSS_WEIGHT = 0.05
+#: Weight of the envelope term, the MSE of each frame's energy in dB (over the 80 dB range): the
+#: onset, the gating of Stuttering and the tremolo of modulation effects, and any frame-to-frame
+#: flicker, which the per-bin terms average away.
+ENVELOPE_LOSS_WEIGHT = 2.0
+
+
+def loud_bin_loss(target, reconstruction):
+    """Per example, the squared spectral convergence of the linear magnitudes,
+    sum((a - a_hat)^2) / sum(a^2) with a = 10 ** (SPECTRAL_RANGE_DB (x - 1) / 20): (N,) float32."""
+    scale = SPECTRAL_RANGE_DB * math.log(10.0) / 20.0
+    amplitude, estimate = ops.exp(scale * (target - 1.0)), ops.exp(scale * (reconstruction - 1.0))
+    axes = tuple(range(1, len(target.shape)))
+    return ops.sum(ops.square(amplitude - estimate), axis=axes) / (ops.sum(ops.square(amplitude), axis=axes) + 1e-12)
+
+
+def envelope_loss(target, reconstruction):
+    """Per example, the mean squared difference of the frame energies (10 log10 of the mean power
+    over frequency, in units of SPECTRAL_RANGE_DB): (N,) float32. Spectrograms (N, bins, frames, 1)."""
+    scale = SPECTRAL_RANGE_DB * math.log(10.0) / 10.0
+
+    def envelope(x):
+        power = ops.mean(ops.exp(scale * (x - 1.0)), axis=1)  # (N, frames, 1)
+        return 10.0 * ops.log(power + 1e-9) / (math.log(10.0) * SPECTRAL_RANGE_DB)
+
+    difference = envelope(target) - envelope(reconstruction)
+    return ops.mean(ops.reshape(ops.square(difference), (ops.shape(difference)[0], -1)), axis=1)
+
 
 def _pair(value) -> tuple[int, int]:
     return (int(value), int(value)) if isinstance(value, (int, np.integer)) else (int(value[0]), int(value[1]))
@@ -135,7 +170,25 @@ def _build_encoder(input_shape, filters, kernels, strides, latent, names, seed, 
     return keras.Model(inputs, [mu, log_variance, z], name="encoder"), shape_before_bottleneck
 
 
-def _build_decoder(shape_before_bottleneck, filters, kernels, strides, latent, names, condition_size=0):
+def _upsample(x, filters, kernel, stride, upsampling, names):
+    """One decoder step up by `stride`: the thesis's Conv2DTranspose, or a resize then a Conv2D.
+
+    A strided transposed convolution whose kernel the stride does not divide (3 and 2) covers
+    even and odd output positions with different numbers of kernel taps: a checkerboard, heard
+    along time as an even/odd frame flicker. Resizing first (nearest or bilinear) and convolving
+    at stride 1 treats every output position alike (Odena et al., 2016, "Deconvolution and
+    Checkerboard Artifacts").
+    """
+    if upsampling == "transposed":
+        return layers.Conv2DTranspose(filters, _pair(kernel), strides=_pair(stride), padding="same",
+                                      name=names("conv2d_transpose"))(x)
+    if _pair(stride) != (1, 1):
+        x = layers.UpSampling2D(_pair(stride), interpolation=upsampling, name=names("up_sampling2d"))(x)
+    return layers.Conv2D(filters, _pair(kernel), padding="same", name=names("conv2d"))(x)
+
+
+def _build_decoder(shape_before_bottleneck, filters, kernels, strides, latent, names, condition_size=0,
+                   upsampling="transposed"):
     z = keras.Input(shape=(latent,), name="input_2" if not condition_size else "z")
     inputs, x = z, z
     if condition_size:  # a conditioned model: the condition beside z
@@ -145,12 +198,10 @@ def _build_decoder(shape_before_bottleneck, filters, kernels, strides, latent, n
     x = layers.Dense(math.prod(shape_before_bottleneck), name=names("dense"))(x)
     x = layers.Reshape(shape_before_bottleneck, name=names("reshape"))(x)
     for index in reversed(range(1, len(filters))):
-        x = layers.Conv2DTranspose(filters[index], _pair(kernels[index]), strides=_pair(strides[index]),
-                                   padding="same", name=names("conv2d_transpose"))(x)
+        x = _upsample(x, filters[index], kernels[index], strides[index], upsampling, names)
         x = layers.ReLU(name=names("re_lu"))(x)
         x = FusedBatchNormalization(name=names("batch_normalization"))(x)
-    x = layers.Conv2DTranspose(1, _pair(kernels[0]), strides=_pair(strides[0]), padding="same",
-                               name=names("conv2d_transpose"))(x)
+    x = _upsample(x, 1, kernels[0], strides[0], upsampling, names)
     outputs = layers.Activation("sigmoid", name=names("activation"), dtype="float32")(x)
     return keras.Model(inputs, outputs, name="decoder")
 
@@ -183,13 +234,14 @@ class VAE(keras.Model):
     """
 
     def __init__(self, input_shape, conv_filters, conv_kernels, conv_strides, latent_space_dimension,
-                 seed=None, name="vae", conditioning=None, **kwargs):
+                 seed=None, name="vae", conditioning=None, upsampling="transposed", loss="thesis", **kwargs):
         from .conditioning import Conditioning, ModelConfig
 
         parameters = check_parameters([input_shape, conv_filters, conv_kernels, conv_strides,
                                        latent_space_dimension], "the VAE's parameters")
         super().__init__(name=name, **kwargs)
-        self._config = ModelConfig.from_parameters(parameters, conditioning or Conditioning())
+        self._config = ModelConfig.from_parameters(parameters, conditioning or Conditioning(), upsampling=upsampling,
+                                                   loss=loss)
         condition_size = self._config.conditioning.size
         input_shape, conv_filters, conv_kernels, conv_strides, latent_space_dimension = parameters
         self._parameters_json = json.dumps(parameters)  # a string: no Keras tracking wrappers
@@ -200,7 +252,7 @@ class VAE(keras.Model):
         self.encoder, bottleneck = _build_encoder(input_shape, conv_filters, conv_kernels, conv_strides,
                                                   self.latent_space_dimension, names, seed, condition_size)
         self.decoder = _build_decoder(bottleneck, conv_filters, conv_kernels, conv_strides,
-                                      self.latent_space_dimension, names, condition_size)
+                                      self.latent_space_dimension, names, condition_size, self._config.upsampling)
         output_shape = tuple(int(size) for size in self.decoder.output.shape[1:])
         if output_shape != self._spectrogram_shape:
             raise ModelFolderError(
@@ -215,7 +267,8 @@ class VAE(keras.Model):
     @classmethod
     def from_config(cls, config, seed=None) -> "VAE":
         """Build the model a conditioning.ModelConfig describes."""
-        return cls(*config.parameters, seed=seed, conditioning=config.conditioning)
+        return cls(*config.parameters, seed=seed, conditioning=config.conditioning, upsampling=config.upsampling,
+                   loss=config.loss)
 
     @property
     def config(self):
@@ -284,8 +337,12 @@ class VAE(keras.Model):
         reconstructions = self.decoder(self._decoder_inputs(z, conditions), training=training)
         target = ops.cast(spectrograms, "float32")
         mu, log_variance = ops.cast(mu, "float32"), ops.cast(log_variance, "float32")
-        squared_error = ops.square(target - ops.cast(reconstructions, "float32"))
+        estimate = ops.cast(reconstructions, "float32")
+        squared_error = ops.square(target - estimate)
         mean_squared_error = ops.mean(ops.reshape(squared_error, (ops.shape(squared_error)[0], -1)), axis=1)
+        if self._config.loss == "spectral":
+            mean_squared_error = (mean_squared_error + LOUD_LOSS_WEIGHT * loud_bin_loss(target, estimate)
+                                  + ENVELOPE_LOSS_WEIGHT * envelope_loss(target, estimate))
         reconstruction = RECONSTRUCTION_LOSS_WEIGHT * ops.mean(mean_squared_error)
         # The thesis's KL; a log-variance above LOG_VARIANCE_BOUND (never reached in training) counts
         # as the bound in both terms, so the term stays finite and gives no push further up.
@@ -447,25 +504,26 @@ class VAE(keras.Model):
         then (with `onnx`) the ONNX export the commands run without TensorFlow (inference.py; a
         failed export is a warning: the commands then use TensorFlow).
 
-        A conditioned model writes no parameters.pkl (the thesis's code could not build it; one
-        left there by an earlier model is removed): its parameters.json holds the conditioning.
+        A conditioned model or a resize decoder writes no parameters.pkl (the thesis's code could
+        not build it; one left there by an earlier model is removed): its parameters.json holds
+        the conditioning, the upsampling and the loss.
         Each file is written to a temporary name and renamed into place only when complete, so an
         interrupted save leaves the previous files, never half-written weights. Refuses NaN weights.
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         parameters, config = self.parameters, self.config
-        recorded = config.to_json() if config.conditioned else parameters
+        recorded = config.to_json() if config.extended else parameters
         with contextlib.ExitStack() as stack:
             weights_temporary = stack.enter_context(safe_io.atomic_path(folder / WEIGHTS_FILE))
-            if not config.conditioned:
+            if config.thesis_buildable:
                 with open(stack.enter_context(safe_io.atomic_path(folder / PARAMETERS_PICKLE)), "wb") as handle:
                     pickle.dump(list(_as_tuples(parameters)), handle, protocol=4)
             stack.enter_context(safe_io.atomic_path(folder / PARAMETERS_JSON)).write_text(config.dumps())
             write_legacy_weights(weights_temporary, self, recorded)
         # The renames happen in reverse order on leaving: json, pickle, then weights.h5. A crash in
         # between leaves weights.h5 whose recorded parameters differ, which load() reports.
-        if config.conditioned:
+        if not config.thesis_buildable:
             (folder / PARAMETERS_PICKLE).unlink(missing_ok=True)
         if onnx:
             from .inference import try_export_onnx
@@ -486,8 +544,8 @@ class VAE(keras.Model):
         folder = Path(folder)
         config = check_model_config(folder)
         # The thesis's model keeps its parameters as its files give them (tuples from the pickle).
-        vae = cls.from_config(config) if config.conditioned else cls(*check_model_folder(folder))
-        read_legacy_weights(folder / WEIGHTS_FILE, vae, config.to_json() if config.conditioned else config.parameters)
+        vae = cls.from_config(config) if config.extended else cls(*check_model_folder(folder))
+        read_legacy_weights(folder / WEIGHTS_FILE, vae, config.to_json() if config.extended else config.parameters)
         return vae
 
 

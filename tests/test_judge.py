@@ -133,3 +133,43 @@ def test_too_little_data_gives_no_judge_or_no_accuracy_with_the_reason(processed
     assert small.predict_features(features)[0] in ("Crunch", "Dark")
     with pytest.raises(judge.JudgeUnavailable, match="no cross-validation folds"):
         small.predict_unseen([notes[0].spectrogram_name], features)
+
+
+def test_the_judge_learns_from_damaged_copies_of_the_real_notes_and_never_from_a_model(processed_project):
+    spectrograms, minmax = processed_project / "spectrograms", processed_project / "minmax"
+    notes, min_max = real_notes(spectrograms, minmax, keep=lambda n: not n.is_clean)
+    features, augmented, sources = judge.notes_features(notes, spectrograms, min_max, augment_seed=0)
+    copies = judge.AUGMENTED_COPIES * len(notes) + min(len(notes), judge.GRIFFIN_LIM_NOTES)
+    assert augmented.shape == (copies, features.shape[1]) and np.all(np.isfinite(augmented))
+    assert np.bincount(sources, minlength=len(notes)).tolist() == [judge.AUGMENTED_COPIES + 1] * len(notes)
+    # every copy is damaged: none has its original's features
+    assert np.all(np.abs(augmented - features[sources]).max(axis=1) > 1e-6)
+    # the same seed draws the same copies
+    _, again, _ = judge.notes_features(notes, spectrograms, min_max, augment_seed=0)
+    np.testing.assert_allclose(again, augmented, rtol=1e-9, atol=1e-9)
+    trained = judge.train_judge(notes, spectrograms, min_max)
+    summary = trained.summary()
+    assert summary["augmented_rows"] == copies and summary["augmentation"]["trained_on_model_outputs"] is False
+    assert set(summary["augmentation"]["kinds"]) == set(judge.AUGMENTATION)
+
+
+def test_the_robustness_key_judges_damaged_real_notes_or_says_why_not(processed_project):
+    from semantic_timbre import evaluation
+
+    spectrograms, minmax = processed_project / "spectrograms", processed_project / "minmax"
+    notes, min_max = real_notes(spectrograms, minmax, keep=lambda n: not n.is_clean)
+    trained = judge.train_judge(notes, spectrograms, min_max)
+    originals = [(processed_data.load_spectrogram(spectrograms / note.spectrogram_name),
+                  *processed_data.min_max_of(min_max, note), note.spectrogram_name, note.descriptor) for note in notes]
+    value, details = evaluation.judge_robustness(trained, originals, 3.0)
+    assert value == min(details["noise"], details["blur"]) and 0 <= value <= 1
+    assert details["notes"] == len(notes) and details["undamaged"] == pytest.approx(trained.accuracy)
+    for kind in ("noise", "blur"):
+        assert details["reached_lsd_db"][kind] == pytest.approx(3.0, rel=0.05)
+    # Small data: one Dark note, no folds: null with the reason, never a judge that saw the notes.
+    few = [note for note in notes if note.descriptor == "Crunch" or note.spectrogram_name == "DarkX50X1-0.wav.npy"]
+    small = judge.train_judge(few, spectrograms, min_max)
+    result = evaluation.measure(evaluation.judge_robustness, small, originals[:2], 3.0)
+    assert result.value is None and "no cross-validation folds" in result.reason and "Dark has 1" in result.reason
+    result = evaluation.measure(evaluation.judge_robustness, trained, originals, None)
+    assert result.value is None and "log-spectral distance" in result.reason
