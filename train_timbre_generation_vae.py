@@ -87,6 +87,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="where the perceptual features are cached (default minmax)")
     parser.add_argument("--filters", type=int, nargs="+", metavar="N",
                         help="override the convolution filters of the preset (same number of layers)")
+    parser.add_argument("--kernels", type=int, nargs="+", metavar="N",
+                        help="override the convolution kernel sizes of the preset (same number of layers)")
     parser.add_argument("--latent", type=int, metavar="N", help="override the latent space dimension")
     parser.add_argument("--loss", choices=("thesis", "spectral"),
                         help="the training loss: 'thesis' is exactly 1e6 x MSE + KL (the thesis preset's); "
@@ -115,6 +117,11 @@ def configuration_of(arguments) -> dict:
             raise UserError(f"--filters needs {len(base['conv_filters'])} positive numbers, one per layer of "
                             f"the {arguments.preset} preset")
         configuration["conv_filters"] = list(arguments.filters)
+    if arguments.kernels:
+        if len(arguments.kernels) != len(base["conv_kernels"]) or min(arguments.kernels) < 1:
+            raise UserError(f"--kernels needs {len(base['conv_kernels'])} positive numbers, one per layer of "
+                            f"the {arguments.preset} preset")
+        configuration["conv_kernels"] = list(arguments.kernels)
     if arguments.latent is not None:
         if arguments.latent < 1:
             raise UserError("--latent must be at least 1")

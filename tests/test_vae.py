@@ -504,3 +504,36 @@ def test_sampling_and_kl_bound_the_log_variance_and_are_the_thesis_below_it():
             assert float(kl) == pytest.approx(float(thesis), rel=1e-5)
         else:
             assert float(kl) == pytest.approx(-0.5 * 3 * (1 + LOG_VARIANCE_BOUND - np.exp(LOG_VARIANCE_BOUND)), rel=1e-3)
+
+
+def test_the_decoders_upsampling_and_the_loss_are_recorded_and_old_folders_read_as_the_thesis():
+    from semantic_timbre.conditioning import ModelConfig
+    from semantic_timbre.model_files import ModelFolderError
+
+    thesis = ModelConfig.from_parameters(list(TINY))
+    assert set(thesis.to_json()) == {"input_shape", "conv_filters", "conv_kernels", "conv_strides",
+                                     "latent_space_dimension"}  # the thesis's file, as it was
+    assert thesis.thesis_buildable and not thesis.extended
+    demo = ModelConfig.from_parameters(list(TINY), upsampling="nearest", loss="spectral")
+    recorded = json.loads(demo.dumps())
+    assert recorded["upsampling"] == "nearest" and recorded["loss"] == "spectral"
+    assert ModelConfig.from_json(recorded) == demo and not demo.thesis_buildable and demo.extended
+    old = ModelConfig.from_json(thesis.to_json())  # a folder written before the choices existed
+    assert (old.upsampling, old.loss) == ("transposed", "thesis")
+    with pytest.raises(ModelFolderError, match="upsampling 'pixelshuffle'"):
+        ModelConfig.from_json(dict(recorded, upsampling="pixelshuffle"))
+
+
+def test_a_resize_decoder_with_the_spectral_loss_saves_without_the_thesis_pickle_and_loads(spectrograms, tmp_path):
+    from semantic_timbre.vae import VAE
+
+    vae = VAE(*TINY, seed=1, upsampling="bilinear", loss="spectral")
+    assert not any("transpose" in layer.name for layer in vae.decoder.layers)
+    vae.compile(learning_rate=0.001, jit_compile=False)
+    vae.train(spectrograms[:4], batch_size=2, num_epochs=1, verbose=0)
+    vae.save(tmp_path / "model")
+    assert not (tmp_path / "model" / "parameters.pkl").exists()
+    loaded = VAE.load(tmp_path / "model")
+    assert (loaded.config.upsampling, loaded.config.loss) == ("bilinear", "spectral")
+    mu, _, _ = vae.encode(spectrograms[:2])
+    np.testing.assert_allclose(loaded.decode(mu), vae.decode(mu), atol=1e-5)
