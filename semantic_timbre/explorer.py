@@ -184,7 +184,7 @@ class Explorer:
     def generate(self, descriptor: str, magnitude: float, pitch: str, pickup: str | None = None) -> bytes:
         """As generate_from_description.py: the clean note at `pitch` (with the pickup variant
         `pickup`, if given) moved to the description."""
-        from generate_from_description import clean_note
+        from semantic_timbre.commands.generate_from_description import clean_note
 
         from . import conditioning, descriptor_control, generation
 
@@ -222,7 +222,7 @@ class Explorer:
     def apply(self, data: bytes, filename: str, descriptor: str, magnitude: float, stop=None) -> bytes:
         """An uploaded note (bytes) with the descriptor applied; decoded in a temporary folder only.
         `stop` (a threading.Event): once set, the work ends at the next stage (RequestStopped)."""
-        from apply_timbre_descriptor import read_note
+        from semantic_timbre.commands.apply_timbre_descriptor import read_note
 
         from . import descriptor_control
 

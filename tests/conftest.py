@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+REPO_ROOT = Path(__file__).resolve().parent.parent  # on sys.path through pytest.ini's pythonpath
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -76,7 +75,6 @@ def run_script_subprocess(script: str, *args, cwd, timeout: float = 600) -> subp
 
 _TENSORFLOW_PROBE = """
 import sys
-sys.path.insert(0, {root!r})
 from semantic_timbre.cli import run_main
 import {module} as script
 status = run_main(script.main, {argv!r})
@@ -88,8 +86,8 @@ sys.exit(status)
 def run_without_tensorflow_check(script: str, *args, cwd, timeout: float = 120):
     """Run a script's main(argv) in a fresh Python (the point: nothing imported yet) and return
     (result, whether TensorFlow was imported by the time it returned)."""
-    code = _TENSORFLOW_PROBE.format(root=str(REPO_ROOT), module=Path(script).stem, argv=[str(a) for a in args])
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    code = _TENSORFLOW_PROBE.format(module=Path(script).stem, argv=[str(a) for a in args])
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")  # the top-level script
     env.pop("SEMANTIC_TIMBRE_DEBUG", None)
     result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
                             timeout=timeout, env=env)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-import apply_timbre_descriptor
+from semantic_timbre.commands import apply_timbre_descriptor
 from conftest import assert_one_line_error, plucked_note, run_script, write_audio
 from semantic_timbre import descriptor_control, layout, onset, spectrogram
 from semantic_timbre.descriptor_control import DescriptorRequestError

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile
 
-import apply_timbre_descriptor
+from semantic_timbre.commands import apply_timbre_descriptor
 from conftest import REPO_ROOT, assert_one_line_error, plucked_note, run_script, write_audio
 from semantic_timbre import spectrogram
 

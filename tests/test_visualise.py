@@ -54,7 +54,7 @@ def test_default_plot_as_the_thesis_names_it(trained_project, tmp_path):
     ("-pitch", "Visualise_VAE_Latent_Space_tSNE_PitchLabel.png"),
 ])
 def test_each_flag_writes_its_plot(trained_project, tmp_path, monkeypatch, flag, name):
-    import visualise_latent_space
+    from semantic_timbre.commands import visualise_latent_space
 
     monkeypatch.chdir(tmp_path)
     assert visualise_latent_space.main([flag, "--model-dir", str(trained_project / "model"),
@@ -63,7 +63,7 @@ def test_each_flag_writes_its_plot(trained_project, tmp_path, monkeypatch, flag,
 
 
 def test_pca_output_path_and_no_html(trained_project, tmp_path):
-    import visualise_latent_space
+    from semantic_timbre.commands import visualise_latent_space
 
     png = tmp_path / "plots" / "latent.png"
     assert visualise_latent_space.main(["-pitch", "--method", "pca", "--no-html", "--output", str(png),
@@ -122,7 +122,7 @@ def test_encode_notes_in_batches_matches_one_batch(trained_project):
 
 
 def test_the_views_share_one_cached_embedding_recomputed_when_the_model_or_key_changes(trained_project, tmp_path):
-    import visualise_latent_space
+    from semantic_timbre.commands import visualise_latent_space
 
     project = tmp_path / "project"
     shutil.copytree(trained_project, project)

@@ -1,0 +1,49 @@
+"""pyproject.toml: its dependencies are requirements.txt's, every console entry point resolves to a
+command's entry function, and every top-level script calls the same main(argv) as its entry point."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+
+from conftest import REPO_ROOT
+
+PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+SCRIPTS = ("make_demo_audio", "process_audio_into_spectrograms", "timbre_generation_vae", "visualise_latent_space",
+           "generate_single_sample", "generate_timbre_interpolation", "evaluate_timbre_generation_vae",
+           "apply_timbre_descriptor", "generate_from_description", "explore_timbre_space")
+
+
+def _requirements(name: str) -> set[str]:
+    lines = (REPO_ROOT / name).read_text().splitlines()
+    return {line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()}
+
+
+def test_the_dependencies_and_extras_are_exactly_requirements_txt():
+    project = PYPROJECT["project"]
+    declared = set(project["dependencies"])
+    for extra, requirements in project["optional-dependencies"].items():
+        if extra != "all":
+            declared |= set(requirements)
+    assert declared == _requirements("requirements.txt")
+    assert set(project["optional-dependencies"]) >= {"train", "inference", "explorer", "perceptual"}
+
+
+def test_every_entry_point_resolves_and_every_script_has_one():
+    targets = PYPROJECT["project"]["scripts"].values()
+    for target in targets:
+        module_name, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module_name), function)), target
+    modules = {target.split(":")[0].rsplit(".", 1)[-1] for target in targets}
+    assert modules >= set(SCRIPTS)
+    assert "semantic_timbre.commands:train" in targets
+
+
+def test_every_top_level_script_is_a_shim_calling_the_commands_main():
+    for name in SCRIPTS:
+        script = importlib.import_module(name)
+        command = importlib.import_module(f"semantic_timbre.commands.{name}")
+        assert script.main is command.main, name
+        # parse + call: no logic left at the top level
+        assert not re.search(r"^def (?!__getattr__)", (REPO_ROOT / f"{name}.py").read_text(), re.M), name
