@@ -43,7 +43,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from . import layout
-from .cli import UserError
+from .errors import UserError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, safe_io
-from .cli import UserError
+from .errors import UserError
 
 FEATURES = ("hardness", "depth", "brightness", "roughness", "warmth", "sharpness", "boominess")
 _FUNCTIONS = ("timbral_hardness", "timbral_depth", "timbral_brightness", "timbral_roughness", "timbral_warmth",

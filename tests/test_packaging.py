@@ -47,3 +47,15 @@ def test_every_top_level_script_is_a_shim_calling_the_commands_main():
         assert script.main is command.main, name
         # parse + call: no logic left at the top level
         assert not re.search(r"^def (?!__getattr__)", (REPO_ROOT / f"{name}.py").read_text(), re.M), name
+
+
+def test_one_error_root_that_the_library_imports_from_errors_py():
+    from semantic_timbre import cli, errors
+    from semantic_timbre.model_files import ModelFolderError
+    from semantic_timbre.processed_data import ProcessedDataError
+
+    assert cli.UserError is errors.UserError  # the old import still works
+    assert issubclass(ModelFolderError, errors.UserError) and issubclass(ProcessedDataError, errors.UserError)
+    for module in (REPO_ROOT / "semantic_timbre").rglob("*.py"):
+        if module.name != "cli.py":
+            assert not re.search(r"from (\.|semantic_timbre\.)cli import .*UserError", module.read_text()), module

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import UserError, check_seeds, run_main
+from semantic_timbre.cli import check_seeds, run_main
+from semantic_timbre.errors import UserError
 from semantic_timbre.inference import add_runtime_option
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
 from semantic_timbre.model_files import ModelFolderError, check_model_config

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semantic_timbre.cli import UserError, check_seeds, run_main
+from semantic_timbre.cli import check_seeds, run_main
+from semantic_timbre.errors import UserError
 from semantic_timbre.inference import add_model_options
 
 VALIDATION_SPLIT_FILE = "validation_split.json"

@@ -11,7 +11,8 @@ import argparse
 import socket
 import sys
 
-from semantic_timbre.cli import UserError, run_main
+from semantic_timbre.cli import run_main
+from semantic_timbre.errors import UserError
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
 from semantic_timbre.inference import add_model_options
 

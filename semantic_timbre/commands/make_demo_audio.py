@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from semantic_timbre import demo_audio, layout
-from semantic_timbre.cli import UserError, check_seeds, run_main
+from semantic_timbre.cli import check_seeds, run_main
+from semantic_timbre.errors import UserError
 
 
 def _available_cores() -> int:

@@ -14,7 +14,8 @@ import argparse
 import sys
 
 from semantic_timbre import layout
-from semantic_timbre.cli import UserError, run_main
+from semantic_timbre.cli import run_main
+from semantic_timbre.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

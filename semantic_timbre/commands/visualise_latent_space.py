@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import UserError, check_seeds, run_main
+from semantic_timbre.cli import check_seeds, run_main
+from semantic_timbre.errors import UserError
 from semantic_timbre.inference import add_runtime_option
 
 
