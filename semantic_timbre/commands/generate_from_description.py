@@ -18,6 +18,7 @@ from pathlib import Path
 from semantic_timbre import layout
 from semantic_timbre.cli import check_seeds, run_main
 from semantic_timbre.inference import add_model_options
+from semantic_timbre.notes import check_output, clean_note
 from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, PICKUP_HELP, check_griffin_lim_iters
 
 
@@ -59,39 +60,8 @@ def parse_magnitude(text: str) -> float:
                                      f"100 (strongest)") from None
 
 
-def clean_note(notes, pitch: str, string: int | None, spectrograms_dir, pickup: str | None = None):
-    """The clean note (magnitude 0) at `pitch` (on `string`, with the pickup variant `pickup`, if
-    given); one line listing the pitches (or the pickups) that have one otherwise."""
-    from semantic_timbre.generation import NoteRequestError, pickups_of, pitch_sort_key
-
-    clean = [note for note in notes if note.is_clean]
-    pitches = sorted({note.pitch for note in clean}, key=pitch_sort_key)
-    if not clean:
-        raise NoteRequestError(f"{spectrograms_dir}/ holds no clean note (magnitude 0) to generate from")
-    candidates = [note for note in clean if note.pitch == layout.canonical_pitch(pitch)]
-    if not candidates:
-        raise NoteRequestError(f"no clean note at pitch '{pitch}' in {spectrograms_dir}/; choose one of "
-                               f"{', '.join(pitches)}")
-    if string is not None:
-        on_string = [note for note in candidates if note.string == string]
-        if not on_string:
-            raise NoteRequestError(f"no clean {candidates[0].pitch} on string {string}; it is on string(s) "
-                                   f"{', '.join(str(s) for s in sorted({n.string for n in candidates}))}")
-        candidates = on_string
-    if pickup is not None:
-        chosen = [note for note in candidates if note.answers_to_pickup(pickup)]
-        if not chosen:
-            have = ", ".join(name or "(plain: no --pickup)" for name in pickups_of(candidates))
-            raise NoteRequestError(f"no clean {candidates[0].pitch} with --pickup {pickup} in {spectrograms_dir}/: "
-                                   f"it has {have}")
-        candidates = chosen
-    # The thesis's string 1 first, then the lowest string number; a plain file name before variants.
-    return min(candidates, key=lambda note: (note.string, note.variant, note.spectrogram_name))
-
-
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
-    from semantic_timbre.commands.apply_timbre_descriptor import check_output
     from semantic_timbre import conditioning, descriptor_control, generation, processed_data
     from semantic_timbre.model_files import check_model_config
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from semantic_timbre import layout
 from semantic_timbre.cli import run_main
-from semantic_timbre.commands.generate_single_sample import (add_generation_options, allowed_values_help, check_common,
-                                                             load_model, note_conditions)
+from semantic_timbre.commands.generation_options import (add_generation_options, allowed_values_help, check_common,
+                                                        load_model, note_conditions)
 from semantic_timbre.generation import INTERPOLATION_STEPS
 
 
