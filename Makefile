@@ -7,11 +7,13 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: venv demo test test-avx2 bench clean-demo
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	# This project itself, editable: `import semantic_timbre` and the semantic-timbre-* commands work from anywhere.
+	$(PY) -m pip install --quiet --no-deps -e .
 	# numba compiles librosa's functions for the timbral features once, here, not in parallel test processes.
 	$(PY) -c "from semantic_timbre.perceptual import warm_up; warm_up()"
 	touch $(STAMP)

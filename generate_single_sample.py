@@ -1,103 +1,14 @@
 """Generate one note with the trained VAE: encode a note of the data set, decode it and write both
 the generated note and the original spectrogram, each inverted to audio.
 
-Writes singlesample/generated/0.wav and singlesample/original/0.wav (24-bit PCM, 22,050 Hz).
+The thesis's command line `python generate_single_sample.py ...`; the command itself is
+semantic_timbre/commands/generate_single_sample.py (installed as `semantic-timbre-generate-sample`).
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-from semantic_timbre import layout
-from semantic_timbre.cli import check_seeds, run_main
-from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, PICKUP_HELP, available_values, check_griffin_lim_iters
-from semantic_timbre.inference import add_model_options
-
-
-def add_generation_options(parser: argparse.ArgumentParser, output_dir: str) -> None:
-    """Options shared by the single-sample and interpolation commands."""
-    parser.add_argument("--string", type=int, default=None,
-                        help="string (1-6) for a pitch that sits on several strings (default: string 1 if the "
-                             "data has the note there, else the only string that has it)")
-    parser.add_argument("--pickup", metavar="NAME", default=None, help=PICKUP_HELP)
-    parser.add_argument("--use-mean", action="store_true",
-                        help="decode the mean code mu instead of a sample z (the thesis samples z)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed for the latent sample and Griffin-Lim's initial phase (default: unseeded)")
-    parser.add_argument("--griffin-lim-iters", type=int, default=32,
-                        help=f"Griffin-Lim iterations, 1-{MAX_GRIFFIN_LIM_ITERS} (default: 32)")
-    parser.add_argument("--thesis-inversion", action="store_true",
-                        help="invert exactly as the thesis did (512 rows as they are, so n_fft 1022)")
-    add_model_options(parser)
-    parser.add_argument("--output-dir", default=output_dir,
-                        help=f"folder that receives generated/ and original/ (default: {output_dir})")
-
-
-def allowed_values_help() -> str:
-    values = available_values()
-    return (f"DESCRIPTOR: {', '.join(values.descriptors)}. MAGNITUDE: {', '.join(map(str, values.magnitudes))} "
-            f"(0 = the clean note). PITCH: {', '.join(values.pitches)} (string 1). Other magnitudes, pitches and "
-            f"strings are allowed when the processed data holds them.")
-
-
-def check_common(arguments) -> None:
-    check_griffin_lim_iters(arguments.griffin_lim_iters)
-    check_seeds(arguments)
-
-
-def note_conditions(arguments, notes):
-    """The notes' own conditions for a conditioned model (None for the thesis's), checked with the
-    model folder before TensorFlow starts."""
-    from semantic_timbre.conditioning import conditions_for_model
-
-    return conditions_for_model(arguments.model_dir, notes, audio_dir=arguments.audio_dir,
-                                minmax_dir=arguments.minmax_dir)
-
-
-def load_model(model_dir, runtime="auto"):
-    """The model for inference (inference.load_model: checked before any runtime starts)."""
-    from semantic_timbre import inference
-
-    return inference.load_model(model_dir, runtime)
-
-
-def parse_arguments(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=allowed_values_help())
-    parser.add_argument("descriptor", metavar="DESCRIPTOR", help="semantic descriptor, e.g. Crunch")
-    parser.add_argument("magnitude", metavar="MAGNITUDE", help="0 (clean) to 100, e.g. 100")
-    parser.add_argument("pitch", metavar="PITCH", help="note name, e.g. E4 or F#5")
-    add_generation_options(parser, layout.SINGLE_SAMPLE_DIR)
-    arguments = parser.parse_args(argv)
-    check_seeds(arguments)
-    check_common(arguments)
-    return arguments
-
-
-def main(argv=None) -> int:
-    from semantic_timbre.generation import (check_output_folders, find_note_with_pickup, generate_single_sample,
-                                            load_notes)
-
-    arguments = parse_arguments(argv)
-    # Everything that can be wrong with the request, the data, the model folder or the output
-    # folders is reported before TensorFlow starts and before any file is written.
-    note = find_note_with_pickup(arguments.descriptor, arguments.magnitude, arguments.pitch, arguments.string,
-                                 arguments.spectrograms_dir, arguments.pickup)
-    loaded = load_notes([note], arguments.spectrograms_dir, arguments.minmax_dir)
-    conditions = note_conditions(arguments, [note])
-    check_output_folders(arguments.output_dir)  # last: it creates them
-    vae = load_model(arguments.model_dir, arguments.runtime)
-    written = generate_single_sample(vae, note, arguments.spectrograms_dir, arguments.minmax_dir,
-                                     arguments.output_dir, use_mean=arguments.use_mean, seed=arguments.seed,
-                                     n_iter=arguments.griffin_lim_iters,
-                                     thesis_inversion=arguments.thesis_inversion, loaded=loaded,
-                                     conditions=conditions)
-    print(f"generated from {Path(arguments.spectrograms_dir) / note.spectrogram_name}:")
-    for path in written:
-        print(path)
-    return 0
-
+from semantic_timbre.cli import run_main
+from semantic_timbre.commands.generate_single_sample import main
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

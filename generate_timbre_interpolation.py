@@ -1,64 +1,13 @@
 """Interpolate between two notes of the data set in the VAE's latent space.
 
-Writes interpolated_samples/generated/0.wav ... (STEPS-1).wav, from the first note to the second
-(end points included), and the two notes' own spectrograms inverted to
-interpolated_samples/original/0.wav and 1.wav (24-bit PCM, 22,050 Hz).
+The thesis's command line `python generate_timbre_interpolation.py ...`; the command itself is
+semantic_timbre/commands/generate_timbre_interpolation.py (installed as `semantic-timbre-interpolate`).
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-from generate_single_sample import add_generation_options, allowed_values_help, check_common, load_model, note_conditions
-from semantic_timbre import layout
 from semantic_timbre.cli import run_main
-from semantic_timbre.generation import INTERPOLATION_STEPS
-
-
-def parse_arguments(argv):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=f"{allowed_values_help()} STEPS: {INTERPOLATION_STEPS[0]} to {INTERPOLATION_STEPS[-1]}.")
-    for index in (1, 2):
-        parser.add_argument(f"descriptor{index}", metavar=f"DESCRIPTOR{index}", help="semantic descriptor")
-        parser.add_argument(f"magnitude{index}", metavar=f"MAGNITUDE{index}", help="0 (clean) to 100")
-        parser.add_argument(f"pitch{index}", metavar=f"PITCH{index}", help="note name, e.g. E4")
-    parser.add_argument("steps", metavar="STEPS",
-                        help=f"number of notes written, end points included ({INTERPOLATION_STEPS[0]}-"
-                             f"{INTERPOLATION_STEPS[-1]})")
-    add_generation_options(parser, layout.INTERPOLATION_DIR)
-    arguments = parser.parse_args(argv)
-    check_common(arguments)
-    return arguments
-
-
-def main(argv=None) -> int:
-    from semantic_timbre.generation import (check_output_folders, check_steps, find_note_with_pickup,
-                                            generate_interpolation, load_notes)
-
-    arguments = parse_arguments(argv)
-    steps = check_steps(arguments.steps)
-    first = find_note_with_pickup(arguments.descriptor1, arguments.magnitude1, arguments.pitch1, arguments.string,
-                                  arguments.spectrograms_dir, arguments.pickup)
-    second = find_note_with_pickup(arguments.descriptor2, arguments.magnitude2, arguments.pitch2, arguments.string,
-                                   arguments.spectrograms_dir, arguments.pickup)
-    loaded = load_notes([first, second], arguments.spectrograms_dir, arguments.minmax_dir)
-    conditions = note_conditions(arguments, [first, second])
-    check_output_folders(arguments.output_dir)  # last: it creates them
-    vae = load_model(arguments.model_dir, arguments.runtime)
-    written = generate_interpolation(vae, first, second, steps, arguments.spectrograms_dir, arguments.minmax_dir,
-                                     arguments.output_dir, use_mean=arguments.use_mean, seed=arguments.seed,
-                                     n_iter=arguments.griffin_lim_iters,
-                                     thesis_inversion=arguments.thesis_inversion, progress=True, loaded=loaded,
-                                     conditions=conditions)
-    folder = Path(arguments.spectrograms_dir)
-    print(f"interpolated from {folder / first.spectrogram_name} to {folder / second.spectrogram_name}:")
-    for path in written:
-        print(path)
-    return 0
-
+from semantic_timbre.commands.generate_timbre_interpolation import main
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

@@ -1,19 +1,16 @@
 """Build the timbre VAE of the thesis and print its encoder, decoder and whole-model summaries.
 
-The model itself lives in semantic_timbre/vae.py (class VAE); this script is the thesis's
-`python timbre_generation_vae.py`, which builds the thesis's configuration (2,766,017 parameters)
-and shows it. Nothing is written.
+The thesis's command line `python timbre_generation_vae.py ...`; the command itself is
+semantic_timbre/commands/timbre_generation_vae.py (installed as `semantic-timbre-summary`).
 
 It is also the thesis's module: `from timbre_generation_vae import VAE` gives the model class, as
 the thesis's own training and generation scripts import it (TensorFlow is imported only then).
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-from semantic_timbre.cli import quiet_tensorflow, run_main
+from semantic_timbre.cli import run_main
+from semantic_timbre.commands.timbre_generation_vae import main
 
 
 def __getattr__(name):
@@ -23,30 +20,6 @@ def __getattr__(name):
 
         return getattr(vae_module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def parse_arguments(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Build the thesis's timbre VAE and print its summaries (nothing is written).")
-    parser.add_argument("--demo", action="store_true",
-                        help="show the smaller demo configuration (train_timbre_generation_vae.py --preset demo) "
-                             "instead of the thesis's")
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    arguments = parse_arguments(argv)
-    quiet_tensorflow()
-    from semantic_timbre import vae as vae_module
-
-    configuration = vae_module.DEMO_CONFIGURATION if arguments.demo else vae_module.THESIS_CONFIGURATION
-    vae = vae_module.VAE(**configuration)
-    vae.summary()
-    name = "demo" if arguments.demo else "thesis"
-    print(f"{name} configuration: {', '.join(f'{key} {value}' for key, value in configuration.items())}")
-    print(f"total parameters: {vae.count_params():,} (encoder {vae.encoder.count_params():,}, "
-          f"decoder {vae.decoder.count_params():,})")
-    return 0
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
 
 from semantic_timbre import layout, processed_data, safe_io, spectrogram  # noqa: E402
 from semantic_timbre.generation import invert  # noqa: E402

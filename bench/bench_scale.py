@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
 
 from semantic_timbre import layout, safe_io  # noqa: E402
 

@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -85,10 +84,15 @@ def run_baseline(configuration: dict, batch_size: int, warmup: int, steps: int) 
     import tensorflow as tf
 
     tf.compat.v1.disable_eager_execution()  # as the thesis's code did
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    import importlib.util
+
     import tf_keras as keras
-    from legacy_keras2_fixture import build
     from tf_keras import backend as K
+
+    spec = importlib.util.spec_from_file_location("legacy_keras2_fixture", REPO_ROOT / "tests" / "legacy_keras2_fixture.py")
+    fixture = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixture)
+    build = fixture.build
 
     keras.utils.set_random_seed(0)
     whole, moments, decoder = build(*_parameters(configuration))
@@ -248,7 +252,7 @@ def _child_train(folder: str, model_dir: str, steps: int, batch_size: int) -> No
 
 def peak_rss_of_training(folder: Path, model_dir: Path, steps: int, batch_size: int) -> int:
     """Peak resident memory (bytes) of a fresh process training over `folder`."""
-    code = (f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); sys.argv = ['']; "
+    code = (f"import sys; sys.argv = ['']; "
             f"import bench.bench_training as b; b._child_train({str(folder)!r}, {str(model_dir)!r}, {steps}, "
             f"{batch_size})")
     process = subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT)

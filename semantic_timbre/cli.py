@@ -7,10 +7,7 @@ import re
 import sys
 import tempfile
 
-
-class UserError(Exception):
-    """A problem the user can fix; its message says what was wrong and what to do."""
-
+from .errors import UserError  # noqa: F401  (the error root, also imported from here)
 
 MAX_SEED = 2 ** 32 - 1  # numpy's and Keras's seeds
 

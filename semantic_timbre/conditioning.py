@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import layout
-from .cli import UserError
+from .errors import UserError
 from .model_files import PARAMETER_NAMES, ModelFolderError, check_parameters
 
 CONDITIONINGS = ("none", "descriptor", "perceptual")

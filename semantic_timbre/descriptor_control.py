@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, processed_data, safe_io
-from .cli import UserError
+from .errors import UserError
 
 DIRECTIONS_FILE_NAME = "descriptor_directions.npz"
 FINGERPRINT_FILE_NAME = "descriptor_directions.json"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.resources
 import ipaddress
 import json
 import re
@@ -43,7 +44,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from . import layout
-from .cli import UserError
+from .errors import UserError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
@@ -184,7 +185,7 @@ class Explorer:
     def generate(self, descriptor: str, magnitude: float, pitch: str, pickup: str | None = None) -> bytes:
         """As generate_from_description.py: the clean note at `pitch` (with the pickup variant
         `pickup`, if given) moved to the description."""
-        from generate_from_description import clean_note
+        from .notes import clean_note
 
         from . import conditioning, descriptor_control, generation
 
@@ -222,7 +223,7 @@ class Explorer:
     def apply(self, data: bytes, filename: str, descriptor: str, magnitude: float, stop=None) -> bytes:
         """An uploaded note (bytes) with the descriptor applied; decoded in a temporary folder only.
         `stop` (a threading.Event): once set, the work ends at the next stage (RequestStopped)."""
-        from apply_timbre_descriptor import read_note
+        from .notes import read_note
 
         from . import descriptor_control
 
@@ -419,7 +420,7 @@ def create_app(model_dir=layout.MODEL_DIR, spectrograms_dir=layout.SPECTROGRAMS_
     def page():
         from .generation import INTERPOLATION_STEPS
 
-        return (PAGE.replace("__MAX_UPLOAD__", str(max_upload_bytes))
+        return (page_template().replace("__MAX_UPLOAD__", str(max_upload_bytes))
                 .replace("__MIN_STEPS__", str(INTERPOLATION_STEPS[0])).replace("__MAX_STEPS__", str(INTERPOLATION_STEPS[-1])))
 
     @app.get("/plotly.min.js")
@@ -507,145 +508,12 @@ def serve(app, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = T
     uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=64, timeout_keep_alive=5)
 
 
-PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Timbre space explorer</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<script src="/plotly.min.js"></script>
-<style>
-body { font-family: system-ui, sans-serif; margin: 0; color: #222; background: #fafafa; }
-header { padding: 8px 16px; background: #2d3e50; color: #fff; }
-header h1 { font-size: 18px; margin: 0; display: inline; } header span { margin-left: 12px; font-size: 13px; }
-main { display: flex; flex-wrap: wrap; gap: 12px; padding: 12px; }
-#left { flex: 1 1 560px; min-width: 0; }
-#map { width: 100%; height: 600px; background: #fff; border: 1px solid #ddd; }
-aside { flex: 0 1 380px; display: flex; flex-direction: column; gap: 10px; }
-section { background: #fff; border: 1px solid #ddd; padding: 8px 10px; }
-h2 { font-size: 14px; margin: 0 0 6px; } label { font-size: 13px; margin-right: 6px; }
-audio { width: 100%; height: 32px; } .row { margin: 4px 0; } a.dl { font-size: 12px; }
-#message { color: #a00; font-size: 13px; min-height: 1em; } .muted { color: #666; font-size: 12px; }
-</style></head><body>
-<header><h1>Timbre space explorer</h1><span id="info"></span></header>
-<main>
-<div id="left">
-  <div class="row"><label>colour by <select id="colour"><option value="descriptor">descriptor</option>
-  <option value="magnitude">magnitude</option><option value="pitch">pitch</option></select></label>
-  <span class="muted">click a point to hear it</span></div>
-  <div id="map"></div>
-</div>
-<aside>
-  <div id="message" role="alert"></div>
-  <section><h2>Selected note <span id="selected" class="muted">(none)</span></h2>
-    <div class="row">original <a class="dl" id="original-dl" download>download</a><audio id="original" controls preload="auto"></audio></div>
-    <div class="row">reconstruction <a class="dl" id="reconstruction-dl" download>download</a>
-      <audio id="reconstruction" controls preload="auto"></audio></div>
-    <button id="set-a">use as A</button> <button id="set-b">use as B</button></section>
-  <section><h2>Generate from a description</h2>
-    <div class="row"><select id="descriptor"></select> <label>magnitude <input id="magnitude" type="number"
-      min="0" max="100" value="100" style="width:4em"></label> <select id="pitch"></select>
-      <button id="generate">generate</button></div>
-    <a class="dl" id="generated-dl" download>download</a><audio id="generated" controls preload="auto"></audio></section>
-  <section><h2>Interpolate A &rarr; B</h2>
-    <div class="row muted">A: <span id="a">(none)</span>, B: <span id="b">(none)</span></div>
-    <div class="row"><label>steps <input id="steps" type="number" min="__MIN_STEPS__" max="__MAX_STEPS__" value="5" style="width:3.5em"></label>
-      <input id="step" type="range" min="0" max="4" value="0"> <span id="step-label"></span></div>
-    <a class="dl" id="interpolated-dl" download>download</a><audio id="interpolated" controls preload="auto"></audio></section>
-  <section><h2>Apply a descriptor to your own note</h2>
-    <div class="row"><input id="upload" type="file" accept="audio/*,.wav,.flac,.ogg,.aif,.aiff"></div>
-    <div class="row"><select id="apply-descriptor"></select> <label>magnitude <input id="apply-magnitude"
-      type="number" min="0" max="100" value="75" style="width:4em"></label> <button id="apply">apply</button></div>
-    <a class="dl" id="applied-dl" download>download</a><audio id="applied" controls preload="auto"></audio></section>
-</aside>
-</main>
-<script>
-const MAX_UPLOAD = __MAX_UPLOAD__;
-let data = null, selected = null, a = null, b = null;
-const $ = (id) => document.getElementById(id);
-function say(text) { $("message").textContent = text || ""; }
-async function play(id, url, options, name) {
-  say("");
-  const response = await fetch(url, options);
-  if (!response.ok) {
-    let text = response.status + " " + response.statusText;
-    try { text = (await response.json()).error || text; } catch (e) {}
-    say(text); return false;
-  }
-  const blob = await response.blob();
-  const audio = $(id);
-  if (audio.src.startsWith("blob:")) URL.revokeObjectURL(audio.src);
-  audio.src = URL.createObjectURL(blob);
-  audio.dataset.url = typeof url === "string" ? url : "";
-  const link = $(id + "-dl");
-  link.href = audio.src; link.download = name || (id + ".wav");
-  return true;
-}
-function label(note) { return note.descriptor + " " + note.magnitude + " " + note.pitch; }
-function draw() {
-  const key = $("colour").value, groups = new Map();
-  for (const note of data.notes) {
-    const group = String(note[key]);
-    if (!groups.has(group)) groups.set(group, []);
-    groups.get(group).push(note);
-  }
-  const order = [...groups.keys()];
-  if (key === "magnitude") order.sort((x, y) => x - y);
-  if (key === "pitch") order.sort((x, y) => data.pitches.indexOf(x) - data.pitches.indexOf(y));
-  const traces = order.map((group) => ({
-    type: "scatter", mode: "markers", name: group, x: groups.get(group).map((n) => n.x),
-    y: groups.get(group).map((n) => n.y), customdata: groups.get(group).map((n) => n.index),
-    text: groups.get(group).map(label), hovertemplate: "%{text}<extra></extra>", marker: { size: 7 } }));
-  Plotly.react("map", traces, { margin: { l: 40, r: 10, t: 30, b: 40 }, hovermode: "closest",
-    title: { text: "latent space (" + data.method + ")", font: { size: 14 } }, legend: { font: { size: 11 } },
-    font: { family: "system-ui, sans-serif" } }, { displaylogo: false, responsive: true });
-  $("map").on("plotly_click", (event) => select(event.points[0].customdata));
-}
-async function select(index) {
-  selected = data.notes[index];
-  $("selected").textContent = label(selected);
-  const stem = selected.name.replace(/\\.wav\\.npy$/, "");
-  await play("original", "/api/notes/" + index + "/original.wav", undefined, "original_" + stem + ".wav");
-  await play("reconstruction", "/api/notes/" + index + "/reconstruction.wav", undefined,
-             "reconstruction_" + stem + ".wav");
-}
-function interpolation() {
-  const steps = Number($("steps").value);
-  $("step").max = Math.max(steps - 1, 0);
-  if (Number($("step").value) > steps - 1) $("step").value = steps - 1;
-  const step = Number($("step").value);
-  $("step-label").textContent = "step " + (step + 1) + " of " + steps;
-  if (a === null || b === null) return;
-  play("interpolated", "/api/interpolate.wav?first=" + a + "&second=" + b + "&steps=" + steps + "&step=" + step,
-       undefined, "interpolation_" + a + "_" + b + "_" + (step + 1) + "of" + steps + ".wav");
-}
-async function start() {
-  const response = await fetch("/api/map");
-  data = await response.json();
-  $("info").textContent = data.notes.length + " notes; " + (data.conditioning === "none" ? "unconditioned" :
-    data.conditioning + "-conditioned") + " model on " + (data.runtime === "onnx" ? "ONNX Runtime" : "TensorFlow");
-  for (const id of ["descriptor", "apply-descriptor"])
-    $(id).innerHTML = data.descriptors.map((d) => "<option>" + d + "</option>").join("");
-  $("pitch").innerHTML = data.pitches.map((p) => "<option>" + p + "</option>").join("");
-  draw();
-  $("colour").onchange = draw;
-  $("set-a").onclick = () => { if (selected) { a = selected.index; $("a").textContent = label(selected); interpolation(); } };
-  $("set-b").onclick = () => { if (selected) { b = selected.index; $("b").textContent = label(selected); interpolation(); } };
-  $("steps").onchange = interpolation; $("step").oninput = interpolation;
-  $("generate").onclick = () => {
-    const d = $("descriptor").value, m = $("magnitude").value, p = $("pitch").value;
-    play("generated", "/api/generate.wav?descriptor=" + encodeURIComponent(d) + "&magnitude=" +
-         encodeURIComponent(m) + "&pitch=" + encodeURIComponent(p), undefined, d + m + "_" + p + ".wav");
-  };
-  $("apply").onclick = () => {
-    const file = $("upload").files[0];
-    if (!file) { say("choose an audio file first"); return; }
-    if (file.size > MAX_UPLOAD) { say("'" + file.name + "' is larger than the upload limit"); return; }
-    const form = new FormData();
-    form.append("file", file); form.append("descriptor", $("apply-descriptor").value);
-    form.append("magnitude", $("apply-magnitude").value);
-    play("applied", "/api/apply.wav", { method: "POST", body: form }, "applied.wav");
-  };
-  interpolation();
-  document.body.dataset.ready = "1";
-}
-start().catch((error) => say(String(error)));
-</script></body></html>
-"""
+
+@functools.lru_cache(maxsize=1)
+def page_template() -> str:
+    """The page's HTML and JavaScript (semantic_timbre/explorer_page.html, package data), with the
+    placeholders __MAX_UPLOAD__, __MIN_STEPS__ and __MAX_STEPS__ that the app fills in."""
+    return importlib.resources.files(__package__).joinpath(PAGE_FILE).read_text(encoding="utf-8")
+
+
+PAGE_FILE = "explorer_page.html"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import layout
-from .cli import UserError
+from .errors import UserError
 from .processed_data import RUN_PREPROCESSOR, ProcessedDataError
 
 INTERPOLATION_STEPS = range(3, 11)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, safe_io
-from .cli import UserError
+from .errors import UserError
 from .model_files import (PARAMETERS_JSON, PARAMETERS_PICKLE, WEIGHTS_FILE, ModelFolderError, check_model_config,
                           sample_latent, spectrogram_batch)
 

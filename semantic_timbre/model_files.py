@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import safe_io
-from .cli import UserError
+from .errors import UserError
 
 PARAMETERS_PICKLE = "parameters.pkl"
 PARAMETERS_JSON = "parameters.json"

@@ -6,7 +6,11 @@ project's reference implementation: it is the one the latent-space study names, 
 candidates (pytimbre's Timbre Toolbox, essentia) compute other descriptors. It predates numpy 2
 and librosa 0.10, so `_compatible_libraries` gives it, only while it runs, the three calls it
 makes in their old form (np.lib.pad, librosa's positional y/sr); it is installed without its
-metadata's retired 'sklearn' dependency (requirements-nodeps.txt).
+metadata's retired 'sklearn' dependency (requirements-nodeps.txt). Those patches are process-wide,
+so timbral_models runs only in worker processes (spawned, never forked): one long-lived worker,
+started on first use, for the features computed by this process (`timbral_features`: the explorer's
+threads, one command's notes), or the pool of `note_features`' many notes. This process's numpy and
+librosa are never patched.
 
 Features are computed once per audio file and cached in minmax/perceptual_features.npz, one row
 per spectrogram name with the audio file's size and modification time, so an edited or new note
@@ -18,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import layout, safe_io
-from .cli import UserError
+from .errors import UserError
 
 FEATURES = ("hardness", "depth", "brightness", "roughness", "warmth", "sharpness", "boominess")
 _FUNCTIONS = ("timbral_hardness", "timbral_depth", "timbral_brightness", "timbral_roughness", "timbral_warmth",
@@ -90,8 +95,50 @@ def _compatible_libraries():
                 setattr(owner, name, original)
 
 
+_worker = None  # the ProcessPoolExecutor that computes this process's features (see _features_worker)
+_worker_lock = threading.Lock()
+
+
+def _features_worker():
+    """The one worker process (spawned: the caller may run TensorFlow's or the explorer's threads)
+    that runs timbral_models for this process, started on first use and kept."""
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            _worker = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return _worker
+
+
+def _in_worker(function, *args):
+    """`function(*args)` in the features worker; a worker that died is replaced for the next call."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    global _worker
+    executor = _features_worker()
+    try:
+        return executor.submit(function, *args).result()
+    except BrokenProcessPool:
+        with _worker_lock:
+            if _worker is executor:
+                _worker = None
+        raise
+
+
+def _timbral_features_here(source, rate: int) -> np.ndarray:
+    """The features computed in this process, numpy and librosa patched while timbral_models runs:
+    only ever called in a worker process."""
+    import timbral_models
+
+    with _compatible_libraries():
+        values = [float(getattr(timbral_models, name)(source, fs=rate)) for name in _FUNCTIONS]
+    return np.array(values, dtype=np.float64)
+
+
 def timbral_features(audio, *, sample_rate: int | None = None) -> np.ndarray:
-    """The seven AudioCommons timbral features of one note.
+    """The seven AudioCommons timbral features of one note, computed in the features worker process.
 
     Parameters
     ----------
@@ -104,17 +151,13 @@ def timbral_features(audio, *, sample_rate: int | None = None) -> np.ndarray:
     -------
     features : np.ndarray, shape (7,), float64, in the order of `FEATURES`.
     """
-    import timbral_models
-
     if isinstance(audio, (str, Path)):
         source, rate = str(audio), 0
     else:
         source, rate = np.asarray(audio, dtype=np.float64), int(sample_rate or 0)
         if not rate:
             raise ValueError("sample_rate is needed for an array of samples")
-    with _compatible_libraries():
-        values = [float(getattr(timbral_models, name)(source, fs=rate)) for name in _FUNCTIONS]
-    return np.array(values, dtype=np.float64)
+    return _in_worker(_timbral_features_here, source, rate)
 
 
 def window_features(samples: np.ndarray, sample_rate: int, *, name="the note") -> np.ndarray:
@@ -133,8 +176,9 @@ def window_features(samples: np.ndarray, sample_rate: int, *, name="the note") -
 
 
 def _features_of_file(path: str) -> tuple[str, np.ndarray | None, str]:
+    """One file's features or the error, in a worker process (the pool's, or the features worker)."""
     try:
-        return path, timbral_features(path), ""
+        return path, _timbral_features_here(path, 0), ""
     except Exception as error:  # noqa: BLE001  (reported per file by the caller)
         return path, None, f"{type(error).__name__}: {error}"
 
@@ -243,7 +287,8 @@ def _compute(todo: dict, entries: dict, minmax_dir, workers, progress, log) -> N
         f"they are kept in {cache_path(minmax_dir)}")
     failures = []
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
-    results = executor.map(_features_of_file, list(todo), chunksize=4) if executor else map(_features_of_file, todo)
+    results = executor.map(_features_of_file, list(todo), chunksize=4) if executor else \
+        (_in_worker(_features_of_file, path) for path in todo)
     try:
         for done, (path, features, error) in enumerate(tqdm(results, total=len(todo), desc="timbral features",
                                                             unit="note", disable=not progress), start=1):

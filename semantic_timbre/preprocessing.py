@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, processed_data, safe_io, spectrogram
-from .cli import UserError
+from .errors import UserError
 
 #: Least seconds between saves of the min/max dict during a run (it is also saved at the end).
 SAVE_INTERVAL_SECONDS = 2.0

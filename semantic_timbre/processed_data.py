@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, safe_io
-from .cli import UserError
+from .errors import UserError
 from .spectrogram import SPECTROGRAM_SHAPE
 
 PREPROCESSOR = "python process_audio_into_spectrograms.py"

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import dataset, layout, safe_io
-from .cli import UserError
+from .errors import UserError
 from .processed_data import ProcessedDataError
 
 CHECKPOINT_SUBDIR = "checkpoint"

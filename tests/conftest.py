@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+REPO_ROOT = Path(__file__).resolve().parent.parent  # on sys.path through pytest.ini's pythonpath
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -39,10 +38,11 @@ def _script_module(script: str):
     return sys.modules[name]
 
 
-def run_script(script: str, *args, cwd, timeout: float = 600) -> ScriptResult:
+def run_script(script: str, *args, cwd) -> ScriptResult:
     """Run a top-level script's main(argv) in this process, in `cwd`, as its command line does
     (`run_main`: one-line errors, exit statuses), capturing stdout and stderr. An unexpected
-    exception propagates, so the test fails with its traceback. `timeout` is unused (in process)."""
+    exception propagates, so the test fails with its traceback. (No time limit: it runs in this
+    process; run_script_subprocess has one.)"""
     from semantic_timbre.cli import run_main
 
     module = _script_module(script)
@@ -70,13 +70,24 @@ def run_script_subprocess(script: str, *args, cwd, timeout: float = 600) -> subp
     point (a fresh TensorFlow, signals)."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("SEMANTIC_TIMBRE_DEBUG", None)
-    return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return _run_with_timeout([sys.executable, str(REPO_ROOT / script), *map(str, args)], script, timeout, cwd=cwd,
+                             env=env)
+
+
+def _run_with_timeout(command, what: str, timeout: float, **options) -> subprocess.CompletedProcess:
+    """subprocess.run(command) that fails the test, with what it had written, past `timeout` seconds."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **options)
+    except subprocess.TimeoutExpired as expired:
+        def text(output):
+            return (output.decode(errors="replace") if isinstance(output, bytes) else output or "")[-2000:]
+
+        pytest.fail(f"{what} ran past its {timeout:g} s time limit (killed); stdout: {text(expired.stdout)!r}; "
+                    f"stderr: {text(expired.stderr)!r}")
 
 
 _TENSORFLOW_PROBE = """
 import sys
-sys.path.insert(0, {root!r})
 from semantic_timbre.cli import run_main
 import {module} as script
 status = run_main(script.main, {argv!r})
@@ -88,11 +99,10 @@ sys.exit(status)
 def run_without_tensorflow_check(script: str, *args, cwd, timeout: float = 120):
     """Run a script's main(argv) in a fresh Python (the point: nothing imported yet) and return
     (result, whether TensorFlow was imported by the time it returned)."""
-    code = _TENSORFLOW_PROBE.format(root=str(REPO_ROOT), module=Path(script).stem, argv=[str(a) for a in args])
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    code = _TENSORFLOW_PROBE.format(module=Path(script).stem, argv=[str(a) for a in args])
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")  # the top-level script
     env.pop("SEMANTIC_TIMBRE_DEBUG", None)
-    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env=env)
+    result = _run_with_timeout([sys.executable, "-c", code], script, timeout, cwd=cwd, env=env)
     return result, "tensorflow imported: True" in result.stdout
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-import apply_timbre_descriptor
+from semantic_timbre import notes
 from conftest import assert_one_line_error, plucked_note, run_script, write_audio
 from semantic_timbre import descriptor_control, layout, onset, spectrogram
 from semantic_timbre.descriptor_control import DescriptorRequestError
@@ -282,17 +282,17 @@ def late_note(tmp_path_factory):
 
 
 def test_the_window_starts_at_the_onset_and_matches_the_note_without_its_silence(late_note, capsys):
-    window, skipped = apply_timbre_descriptor.note_window(late_note["recording"])
+    window, skipped = notes.note_window(late_note["recording"])
     assert window.shape == (spectrogram.NUM_SAMPLES,)
     assert LEAD_SECONDS - 0.02 < skipped / spectrogram.SAMPLE_RATE <= LEAD_SECONDS
 
     own, own_low, own_high = spectrogram.note_to_spectrogram(late_note["note"])
-    aligned, low, high = apply_timbre_descriptor.read_note(late_note["recording"])
+    aligned, low, high = notes.read_note(late_note["recording"])
     said = re.search(r"aligned at the onset: skipped (\d+\.\d\d) s of leading silence \(--no-trim",
                      capsys.readouterr().out)
     assert said and float(said.group(1)) == pytest.approx(skipped / spectrogram.SAMPLE_RATE, abs=0.005)
     np.testing.assert_array_equal(aligned, spectrogram.normalise(spectrogram.log_spectrogram(window))[0])
-    thesis, thesis_low, thesis_high = apply_timbre_descriptor.read_note(late_note["recording"], trim=False)
+    thesis, thesis_low, thesis_high = notes.read_note(late_note["recording"], trim=False)
     assert capsys.readouterr().out == ""
 
     aligned_error, thesis_error = np.abs(aligned - own).mean(), np.abs(thesis - own).mean()
@@ -301,15 +301,15 @@ def test_the_window_starts_at_the_onset_and_matches_the_note_without_its_silence
     # --no-trim: the thesis's window, the first 0.74 s of the file, exactly.
     for mine, theirs in zip((thesis, thesis_low, thesis_high), spectrogram.note_to_spectrogram(late_note["recording"])):
         np.testing.assert_array_equal(mine, theirs)
-    window, skipped = apply_timbre_descriptor.note_window(late_note["recording"], trim=False)
+    window, skipped = notes.note_window(late_note["recording"], trim=False)
     assert skipped == 0
     np.testing.assert_array_equal(window, spectrogram.load_note(late_note["recording"]))
 
 
 def test_a_note_that_starts_at_once_is_read_as_the_thesis_read_it(late_note, capsys):
-    window, skipped = apply_timbre_descriptor.note_window(late_note["note"])
+    window, skipped = notes.note_window(late_note["note"])
     assert skipped <= FEW_MS * spectrogram.SAMPLE_RATE
-    normalised, low, high = apply_timbre_descriptor.read_note(late_note["note"])
+    normalised, low, high = notes.read_note(late_note["note"])
     assert capsys.readouterr().out == ""
     # This one (noise and all) skips nothing, so it gets exactly the data set's pre-processing.
     assert skipped == 0

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile
 
-import apply_timbre_descriptor
+from semantic_timbre import notes
 from conftest import REPO_ROOT, assert_one_line_error, plucked_note, run_script, write_audio
 from semantic_timbre import spectrogram
 
@@ -44,7 +44,7 @@ def test_absurd_header_rates_are_refused_before_decoding(tmp_path):
         with pytest.raises(spectrogram.AudioInputError, match=said):
             spectrogram.load_note(path)
         with pytest.raises(spectrogram.AudioInputError, match="8,000-384,000 Hz"):
-            apply_timbre_descriptor.note_window(path)
+            notes.note_window(path)
 
 
 def test_the_command_refuses_a_tiny_file_whose_header_says_1_hz(trained_project, tmp_path):
@@ -85,7 +85,7 @@ def test_a_long_file_is_refused_and_a_long_one_within_the_limit_is_read_in_part(
     tracemalloc.start()
     try:
         started = time.perf_counter()
-        window, skipped = apply_timbre_descriptor.note_window(within)
+        window, skipped = notes.note_window(within)
         seconds = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -100,12 +100,12 @@ def test_a_note_after_the_onset_search_window_is_not_looked_for(tmp_path):
     """Silence longer than ONSET_SEARCH_SECONDS: nothing to align on in the window, nothing skipped."""
     rate = 22050
     path = write_audio(tmp_path / "very late.wav", np.concatenate([
-        np.zeros(int(rate * (apply_timbre_descriptor.ONSET_SEARCH_SECONDS + 1)), np.float32),
+        np.zeros(int(rate * (notes.ONSET_SEARCH_SECONDS + 1)), np.float32),
         plucked_note(330, rate)]), rate)
-    window, skipped = apply_timbre_descriptor.note_window(path)
+    window, skipped = notes.note_window(path)
     assert skipped == 0 and not np.any(window)
-    with pytest.raises(apply_timbre_descriptor.UserError, match="silent"):
-        apply_timbre_descriptor.read_note(path)
+    with pytest.raises(notes.UserError, match="silent"):
+        notes.read_note(path)
 
 
 def test_too_many_channels_are_refused(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,41 @@ def test_timbral_features_of_a_note(conditioned_project):
     assert not hasattr(np.lib, "pad")
     with pytest.raises(TypeError):
         librosa.onset.onset_strength(np.zeros(2048), 22050)  # positional: refused outside the shim
+
+
+def test_the_compatibility_shim_never_patches_this_process():
+    """timbral_models' numpy and librosa patches apply in the features worker process only: this
+    process (the explorer's threads) keeps its own functions, before, during and after."""
+    import threading
+
+    import librosa
+
+    from semantic_timbre import perceptual
+    from conftest import plucked_note
+
+    watched = [(np, "pad"), (np.lib, "pad"), (librosa.onset, "onset_detect"), (librosa.onset, "onset_strength"),
+               (librosa.core, "resample"), (librosa, "resample")]
+    before = [owner.__dict__.get(name) for owner, name in watched]
+    seen_during = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen_during.append([owner.__dict__.get(name) for owner, name in watched])
+            stop.wait(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        features = perceptual.window_features(plucked_note(330.0, seconds=0.74), 44100)
+    finally:
+        stop.set()
+        watcher.join()
+    assert features.shape == (len(perceptual.FEATURES),) and np.all(np.isfinite(features))
+    after = [owner.__dict__.get(name) for owner, name in watched]
+    assert all(a is b for a, b in zip(after, before)), "numpy or librosa was patched in this process"
+    assert seen_during and all(all(a is b for a, b in zip(seen, before)) for seen in seen_during)
+    assert "timbral_models" not in sys.modules  # it runs in the worker only
 
 
 # ---------------------------------------------------------------- training and the model folder

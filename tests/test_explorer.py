@@ -373,7 +373,7 @@ def test_the_port_is_free_again_at_once_after_the_explorer_stops():
     """Connections the server closed stay in TIME_WAIT for a minute; the port is free all the same."""
     import socket
 
-    import explore_timbre_space
+    from semantic_timbre.commands import explore_timbre_space
 
     with socket.socket() as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -45,7 +45,7 @@ def assert_note_file(path: Path) -> np.ndarray:
 
 
 def test_single_sample_writes_generated_and_original_reproducibly(trained, tmp_path):
-    first = run_script(SINGLE, "Crunch", "100", "E4", "--seed", "3", cwd=trained, timeout=300)
+    first = run_script(SINGLE, "Crunch", "100", "E4", "--seed", "3", cwd=trained)
     assert first.returncode == 0, first.stderr
     generated = trained / "singlesample" / "generated" / "0.wav"
     original = trained / "singlesample" / "original" / "0.wav"
@@ -56,7 +56,7 @@ def test_single_sample_writes_generated_and_original_reproducibly(trained, tmp_p
     assert not np.allclose(a, b)
 
     again = run_script(SINGLE, "Crunch", "100", "E4", "--seed", "3", "--output-dir", tmp_path / "again",
-                       cwd=trained, timeout=300)
+                       cwd=trained)
     assert again.returncode == 0, again.stderr
     np.testing.assert_array_equal(a, assert_note_file(tmp_path / "again" / "generated" / "0.wav"))
     np.testing.assert_array_equal(b, assert_note_file(tmp_path / "again" / "original" / "0.wav"))
@@ -68,7 +68,7 @@ def test_interpolation_writes_steps_and_removes_stale_files(trained):
     for stale in ("4.wav", "7.wav", "notes.txt", "take1.wav"):
         (generated / stale).write_bytes(b"old")
     result = run_script(INTERPOLATION, "Crunch", "100", "E4", "Dark", "50", "A4", "4", "--seed", "1",
-                        cwd=trained, timeout=300)
+                        cwd=trained)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in generated.iterdir()) == ["0.wav", "1.wav", "2.wav", "3.wav", "notes.txt",
                                                            "take1.wav"]
@@ -101,22 +101,22 @@ def test_bad_arguments_give_one_line_and_write_nothing(trained_project, tmp_path
     output = tmp_path / "out"
     result = run_script(script, *arguments, "--spectrograms-dir", trained_project / "spectrograms",
                         "--minmax-dir", trained_project / "minmax", "--model-dir", trained_project / "model",
-                        "--output-dir", output, cwd=tmp_path, timeout=120)
+                        "--output-dir", output, cwd=tmp_path)
     assert_one_line_error(result, *fragments)
     assert not output.exists()
 
 
 def test_missing_arguments_show_usage(trained_project):
-    result = run_script(SINGLE, "Crunch", "50", cwd=trained_project, timeout=60)
+    result = run_script(SINGLE, "Crunch", "50", cwd=trained_project)
     assert result.returncode == 2 and "usage:" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_missing_model_and_spectrograms_name_the_step_to_run_first(trained, tmp_path):
     shutil.rmtree(trained / "model")
-    result = run_script(SINGLE, "Crunch", "100", "E4", cwd=trained, timeout=300)
+    result = run_script(SINGLE, "Crunch", "100", "E4", cwd=trained)
     assert_one_line_error(result, "train_timbre_generation_vae.py")
     shutil.rmtree(trained / "spectrograms")
-    result = run_script(INTERPOLATION, "Crunch", "100", "E4", "Dark", "50", "A4", "3", cwd=trained, timeout=120)
+    result = run_script(INTERPOLATION, "Crunch", "100", "E4", "Dark", "50", "A4", "3", cwd=trained)
     assert_one_line_error(result, "process_audio_into_spectrograms.py")
     assert not (trained / "singlesample").exists() and not (trained / "interpolated_samples").exists()
 

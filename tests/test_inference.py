@@ -156,13 +156,24 @@ def test_unknown_runtime_is_a_usage_error(trained_project):
     assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
-@pytest.mark.parametrize("script, arguments", [
-    ("generate_timbre_interpolation.py", ("Crunch", "100", "E4", "Dark", "50", "E4", "3", "--seed", "0")),
-    ("generate_from_description.py", ("Crunch", "75", "E4", "--seed", "0")),
-    ("visualise_latent_space.py", ("--method", "pca", "--no-html")),
-    ("apply_timbre_descriptor.py", ("audio/ModulationFX/Fluttery/0/1-5.wav", "Dark", "100", "-o", "out.wav")),
+@pytest.mark.parametrize("script, arguments, written", [
+    ("generate_timbre_interpolation.py", ("Crunch", "100", "E4", "Dark", "50", "E4", "3", "--seed", "0"),
+     ("interpolated_samples/generated/0.wav", "interpolated_samples/generated/1.wav",
+      "interpolated_samples/generated/2.wav", "interpolated_samples/original/0.wav",
+      "interpolated_samples/original/1.wav")),
+    ("generate_from_description.py", ("Crunch", "75", "E4", "--seed", "0"), ("singlesample/generated/Crunch75_E4.wav",)),
+    ("visualise_latent_space.py", ("--method", "pca", "--no-html"),
+     ("Visualise_VAE_Latent_Space_PCA.png", "Visualise_VAE_Latent_Space_PCA.csv")),
+    ("apply_timbre_descriptor.py", ("audio/ModulationFX/Fluttery/0/1-5.wav", "Dark", "100", "-o", "out.wav"),
+     ("out.wav",)),
 ])
-def test_commands_run_without_tensorflow_on_onnx(trained, script, arguments):
+def test_commands_run_without_tensorflow_on_onnx(trained, script, arguments, written):
     result, tensorflow_started = run_without_tensorflow_check(script, *arguments, "--runtime", "onnx", cwd=trained)
     assert result.returncode == 0, result.stderr
     assert not tensorflow_started
+    for name in written:  # what the command says it wrote, there and not empty
+        path = trained / name
+        assert name in result.stdout and path.is_file() and path.stat().st_size > 0, (name, result.stdout)
+        if path.suffix == ".wav":
+            audio, rate = soundfile.read(path)
+            assert rate == 22050 and audio.size and np.all(np.isfinite(audio)) and np.abs(audio).max() > 0, name

@@ -170,10 +170,12 @@ def test_strongly_distorted_plucks_invert_as_well_as_pghipys_heap_pghi():
     gradient's edges were halved, as the paper's code and pghipy compute them (these five notes:
     0.055 largest, 0.045 mean before; 0.040 and 0.031 now, pghipy's heap PGHI with the same
     Griffin-Lim alike)."""
-    import sys
+    import importlib.util
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-    import bench_inversion
+    path = Path(__file__).resolve().parent.parent / "bench" / "bench_inversion.py"
+    spec = importlib.util.spec_from_file_location("bench_inversion", path)
+    bench_inversion = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_inversion)
 
     scores = []
     for name, normalised, low, high in bench_inversion.distorted_notes(5):  # frets 0, 6, 11, 16, 22

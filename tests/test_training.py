@@ -53,7 +53,7 @@ def trained_tiny(processed_project, tmp_path_factory) -> tuple:
     (read-only: copy it)."""
     project = copy_project(processed_project, tmp_path_factory.mktemp("training") / "project")
     result = run_script(SCRIPT, *TINY, "--epochs", 3, "--validation-split", 0.2, "--learning-rate", 0.002,
-                        "--tensorboard", "runs", cwd=project, timeout=300)
+                        "--tensorboard", "runs", cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
     return project, result
 
@@ -109,7 +109,7 @@ def test_a_killed_run_resumes_from_its_last_epoch(processed_project, tmp_path):
     assert [row["epoch"] for row in before] == list(range(1, done + 1))
     assert not (project / "model" / "weights.h5").exists()  # killed: no final model yet
 
-    result = run_script(SCRIPT, *TINY, "--epochs", done + 2, cwd=project, timeout=300)
+    result = run_script(SCRIPT, *TINY, "--epochs", done + 2, cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"resuming from the checkpoint in model/checkpoint/ after epoch {done} of {done + 2}" in result.stdout
     after = read_log(project)
@@ -183,9 +183,9 @@ def test_multi_worker_training_across_two_processes(processed_project, tmp_path)
 
 
 def test_missing_or_empty_spectrograms_folder_names_the_preprocessor(project):
-    result = run_script(SCRIPT, *TINY, "--spectrograms-dir", "nowhere", cwd=project, timeout=120)
+    result = run_script(SCRIPT, *TINY, "--spectrograms-dir", "nowhere", cwd=project)
     assert_one_line_error(result, "nowhere/ does not exist", "process_audio_into_spectrograms.py")
-    result = run_script(SCRIPT, *TINY, cwd=project, timeout=120)
+    result = run_script(SCRIPT, *TINY, cwd=project)
     assert_one_line_error(result, "holds no spectrograms", "process_audio_into_spectrograms.py")
     assert list((project / "model").iterdir()) == []
 
@@ -194,7 +194,7 @@ def test_a_spectrogram_of_the_wrong_shape_is_named_before_training(processed_pro
     project = copy_project(processed_project, tmp_path / "project")
     bad = project / "spectrograms" / "CrunchX100X1-7.wav.npy"
     np.save(bad, np.zeros((512, 32), dtype=np.float32))
-    result = run_script(SCRIPT, *TINY, "--epochs", 1, cwd=project, timeout=120)
+    result = run_script(SCRIPT, *TINY, "--epochs", 1, cwd=project)
     assert_one_line_error(result, "CrunchX100X1-7.wav.npy", "(512, 32)", "(512, 64)")
     assert "training on" not in result.stdout
     assert list((project / "model").iterdir()) == []
@@ -202,7 +202,7 @@ def test_a_spectrogram_of_the_wrong_shape_is_named_before_training(processed_pro
 
 def test_resume_without_a_checkpoint_is_refused(processed_project, tmp_path):
     project = copy_project(processed_project, tmp_path / "project")
-    result = run_script(SCRIPT, *TINY, "--resume", cwd=project, timeout=120)
+    result = run_script(SCRIPT, *TINY, "--resume", cwd=project)
     assert_one_line_error(result, "no checkpoint to resume from")
 
 
@@ -311,7 +311,7 @@ def test_a_spectrogram_with_nan_values_is_named(processed_project, tmp_path):
     values = np.load(bad)
     values[100, 10] = np.nan
     np.save(bad, values)
-    result = run_script(SCRIPT, *TINY, "--epochs", 1, "--no-xla", cwd=project, timeout=120)
+    result = run_script(SCRIPT, *TINY, "--epochs", 1, "--no-xla", cwd=project)
     assert_one_line_error(result, "spectrogram spectrograms/DarkX50X1-5.wav.npy holds NaN", "no checkpoint")
     assert not (project / "model" / "weights.h5").exists()
     assert not (project / "model" / "checkpoint").exists()

@@ -39,7 +39,7 @@ def assert_plot_files(png: Path, count: int, html: bool = True):
 def test_default_plot_as_the_thesis_names_it(trained_project, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(trained_project, project)
-    result = run_script(SCRIPT, cwd=project, timeout=300)
+    result = run_script(SCRIPT, cwd=project)
     assert result.returncode == 0, result.stderr
     png = project / "Visualise_VAE_Latent_Space_tSNE.png"
     rows = assert_plot_files(png, 21)
@@ -54,7 +54,7 @@ def test_default_plot_as_the_thesis_names_it(trained_project, tmp_path):
     ("-pitch", "Visualise_VAE_Latent_Space_tSNE_PitchLabel.png"),
 ])
 def test_each_flag_writes_its_plot(trained_project, tmp_path, monkeypatch, flag, name):
-    import visualise_latent_space
+    from semantic_timbre.commands import visualise_latent_space
 
     monkeypatch.chdir(tmp_path)
     assert visualise_latent_space.main([flag, "--model-dir", str(trained_project / "model"),
@@ -63,7 +63,7 @@ def test_each_flag_writes_its_plot(trained_project, tmp_path, monkeypatch, flag,
 
 
 def test_pca_output_path_and_no_html(trained_project, tmp_path):
-    import visualise_latent_space
+    from semantic_timbre.commands import visualise_latent_space
 
     png = tmp_path / "plots" / "latent.png"
     assert visualise_latent_space.main(["-pitch", "--method", "pca", "--no-html", "--output", str(png),
@@ -75,12 +75,12 @@ def test_pca_output_path_and_no_html(trained_project, tmp_path):
 
 
 def test_errors_are_one_line(trained_project, tmp_path):
-    result = run_script(SCRIPT, "-timbre", "-pitch", cwd=tmp_path, timeout=60)
+    result = run_script(SCRIPT, "-timbre", "-pitch", cwd=tmp_path)
     assert result.returncode == 2 and "not allowed with argument" in result.stderr
-    result = run_script(SCRIPT, "--spectrograms-dir", trained_project / "spectrograms", cwd=tmp_path, timeout=300)
+    result = run_script(SCRIPT, "--spectrograms-dir", trained_project / "spectrograms", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "train_timbre_generation_vae.py" in result.stderr
-    result = run_script(SCRIPT, "--model-dir", trained_project / "model", cwd=tmp_path, timeout=300)
+    result = run_script(SCRIPT, "--model-dir", trained_project / "model", cwd=tmp_path)
     assert result.returncode == 2 and "process_audio_into_spectrograms.py" in result.stderr
     assert not list(tmp_path.glob("Visualise*"))
 
@@ -122,7 +122,7 @@ def test_encode_notes_in_batches_matches_one_batch(trained_project):
 
 
 def test_the_views_share_one_cached_embedding_recomputed_when_the_model_or_key_changes(trained_project, tmp_path):
-    import visualise_latent_space
+    from semantic_timbre.commands import visualise_latent_space
 
     project = tmp_path / "project"
     shutil.copytree(trained_project, project)

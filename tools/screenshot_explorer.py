@@ -8,14 +8,25 @@ a point of the map and a generated note, the page saved as a small PNG.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from explorer_browser import browser_missing, chromium, explorer_server, wait_for  # noqa: E402
+
+def _explorer_browser():
+    """tests/explorer_browser.py, the browser test's helpers (loaded by path: tests/ is no package)."""
+    spec = importlib.util.spec_from_file_location("explorer_browser", REPO_ROOT / "tests" / "explorer_browser.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_helpers = _explorer_browser()
+browser_missing, chromium, explorer_server, wait_for = (_helpers.browser_missing, _helpers.chromium,
+                                                         _helpers.explorer_server, _helpers.wait_for)
 
 
 def main(argv=None) -> int:
