@@ -388,8 +388,11 @@ class DescriptorJudge:
 # Training
 
 
-def train_judge(notes, spectrograms_dir, min_max: dict, seed: int = SEED, progress: bool = False) -> DescriptorJudge:
+def train_judge(notes, spectrograms_dir, min_max: dict, seed: int = SEED, progress: bool = False,
+                augment: bool = True) -> DescriptorJudge:
     """Train the judge on the non-clean notes among `notes` (layout.Note) and cross-validate it.
+
+    `augment=False` trains on the real notes alone (no damaged copies), for comparison.
 
     Raises
     ------
@@ -406,8 +409,12 @@ def train_judge(notes, spectrograms_dir, min_max: dict, seed: int = SEED, progre
     if len(classes) < 2:
         raise JudgeUnavailable(f"the judge needs non-clean notes of at least two descriptors, the processed data "
                                f"has {len(classes)}")
-    features, augmented, sources = notes_features(effected, spectrograms_dir, min_max, progress=progress,
-                                                  augment_seed=seed)
+    if augment:
+        features, augmented, sources = notes_features(effected, spectrograms_dir, min_max, progress=progress,
+                                                      augment_seed=seed)
+    else:
+        features = notes_features(effected, spectrograms_dir, min_max, progress=progress)
+        augmented, sources = np.zeros((0, features.shape[1])), np.zeros(0, dtype=np.int64)
     judge = DescriptorJudge(
         classes=classes, model=LinearModel.fit(np.concatenate([features, augmented]),
                                                np.concatenate([labels, labels[sources]]), classes, seed),

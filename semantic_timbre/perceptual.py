@@ -152,7 +152,7 @@ def timbral_features(audio, *, sample_rate: int | None = None) -> np.ndarray:
     features : np.ndarray, shape (7,), float64, in the order of `FEATURES`.
     """
     if isinstance(audio, (str, Path)):
-        source, rate = str(audio), 0
+        source, rate = str(Path(audio).resolve()), 0  # the worker keeps the directory it started in
     else:
         source, rate = np.asarray(audio, dtype=np.float64), int(sample_rate or 0)
         if not rate:
@@ -287,11 +287,15 @@ def _compute(todo: dict, entries: dict, minmax_dir, workers, progress, log) -> N
         f"they are kept in {cache_path(minmax_dir)}")
     failures = []
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
-    results = executor.map(_features_of_file, list(todo), chunksize=4) if executor else \
-        (_in_worker(_features_of_file, path) for path in todo)
+    # Absolute paths: the long-lived worker keeps the working directory it was started in.
+    paths = list(todo)
+    absolute = [str(Path(path).resolve()) for path in paths]
+    results = executor.map(_features_of_file, absolute, chunksize=4) if executor else \
+        (_in_worker(_features_of_file, path) for path in absolute)
     try:
-        for done, (path, features, error) in enumerate(tqdm(results, total=len(todo), desc="timbral features",
-                                                            unit="note", disable=not progress), start=1):
+        for done, (_, features, error) in enumerate(tqdm(results, total=len(todo), desc="timbral features",
+                                                         unit="note", disable=not progress), start=1):
+            path = paths[done - 1]
             if features is None or not np.all(np.isfinite(features)):
                 failures.append(f"{path} ({error or 'non-finite values'})")
                 continue

@@ -22,7 +22,8 @@ FULL_SCALE = 0.999
 
 STEPS = {
     "process_audio_into_spectrograms.py": ["minmax/min_max_values.pkl"],
-    "train_timbre_generation_vae.py": ["model/weights.h5", "model/parameters.json", "model/parameters.pkl",
+    # The demo preset's resize decoder writes no parameters.pkl (the thesis's code could not build it).
+    "train_timbre_generation_vae.py": ["model/weights.h5", "model/parameters.json",
                                        "model/training_log.csv", "model/checkpoint/checkpoint.npz"],
     "visualise_latent_space.py": ["Visualise_VAE_Latent_Space_tSNE.png"],
     "visualise_latent_space.py -timbre": ["Visualise_VAE_Latent_Space_tSNE_TimbreLabel.png"],
