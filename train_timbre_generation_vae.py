@@ -13,10 +13,12 @@ import sys
 
 from semantic_timbre.cli import UserError, quiet_tensorflow, check_seeds, run_main
 
-# The demo preset's training (its architecture is model_files.DEMO_CONFIGURATION): a few minutes
+# The demo preset's training (its architecture is model_files.DEMO_CONFIGURATION): under 10 minutes
 # on two CPU cores, measured by bench/bench_demo_quality.py. A few epochs need a faster start than
-# the thesis's 0.0005, and a cosine decay lets the last epochs settle.
-DEMO_EPOCHS = 16
+# the thesis's 0.0005, and a cosine decay lets the last epochs settle. 40 epochs: at 16 the resize
+# decoder with the spectral loss kept only 0.40 of its notes nearest a real note of their own
+# descriptor, at 32 0.68 (docs/sound_quality.md).
+DEMO_EPOCHS = 40
 DEMO_BATCH_SIZE = 16
 DEMO_LEARNING_RATE = 0.002
 # Stability of the demo preset (bench/bench_training_stability.py, two seeds): a linear warm-up over
