@@ -26,8 +26,9 @@ import numpy as np
 
 from . import layout, safe_io
 from .errors import UserError
+from .latent_sampling import sample_latent
 from .model_files import (PARAMETERS_JSON, PARAMETERS_PICKLE, WEIGHTS_FILE, ModelFolderError, check_model_config,
-                          sample_latent, spectrogram_batch)
+                          spectrogram_batch)
 
 ENCODER_ONNX = "encoder.onnx"
 DECODER_ONNX = "decoder.onnx"
