@@ -890,7 +890,7 @@ def plot_confusion_matrices(path, panels, classes, row_label: str = "true descri
                           color="white" if count > matrix.max() / 2 else "black")
         figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
-    _save_figure(figure, path)
+    safe_io.save_figure_atomic(figure, path, close=True, dpi=110, format="png")
 
 
 def plot_per_descriptor(path, series: dict[str, dict[str, float]], title: str = "Per-descriptor metrics") -> None:
@@ -911,17 +911,7 @@ def plot_per_descriptor(path, series: dict[str, dict[str, float]], title: str = 
     axes.set_title(title)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    _save_figure(figure, path)
-
-
-def _save_figure(figure, path) -> None:
-    import matplotlib.pyplot as plt
-
-    try:
-        with safe_io.atomic_path(path) as temporary:
-            figure.savefig(temporary, dpi=110, format="png")
-    finally:
-        plt.close(figure)
+    safe_io.save_figure_atomic(figure, path, close=True, dpi=110, format="png")
 
 
 # ---------------------------------------------------------------------------------------------

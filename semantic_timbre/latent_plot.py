@@ -253,9 +253,7 @@ def plot_latent_space(points: np.ndarray, notes, label: str = "all", method: str
 
 
 def save_figure(figure, path: str | Path, dpi: int = 110) -> Path:
-    with safe_io.atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=dpi, format="png")
-    return Path(path)
+    return safe_io.save_figure_atomic(figure, path, dpi=dpi, format="png")
 
 
 def write_coordinates_csv(path: str | Path, points: np.ndarray, notes) -> Path:

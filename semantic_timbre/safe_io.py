@@ -49,6 +49,20 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         temporary.write_bytes(data)
 
 
+def save_figure_atomic(figure, path: str | Path, *, close: bool = False, **savefig_kwargs) -> Path:
+    """figure.savefig(`path`, **savefig_kwargs) atomically (the temporary file keeps `path`'s suffix);
+    with `close`, the figure is closed afterwards (on failure too). Returns `path` as a Path."""
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, **savefig_kwargs)
+    finally:
+        if close:
+            import matplotlib.pyplot as plt
+
+            plt.close(figure)
+    return Path(path)
+
+
 def save_npy_atomic(path: str | Path, array: np.ndarray) -> None:
     """np.save `array` to `path` (which should end in .npy) atomically."""
     buffer = io.BytesIO()

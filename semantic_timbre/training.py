@@ -405,9 +405,7 @@ def plot_loss_curve(path: str | Path, history: list) -> None:
             axis.set_yscale("log")
         axis.grid(True, alpha=0.3)
     figure.tight_layout()
-    with safe_io.atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100)
-    plt.close(figure)
+    safe_io.save_figure_atomic(figure, path, close=True, dpi=100)
 
 
 # ---------------------------------------------------------------- the run
