@@ -67,18 +67,12 @@ def weights_fingerprint(folder) -> str:
         path = folder / name
         if path.is_file():
             digest.update(name.encode() + b"\0")
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+            safe_io.update_digest(digest, path)
     return digest.hexdigest()
 
 
 def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return safe_io.update_digest(hashlib.sha256(), path).hexdigest()
 
 
 def onnx_fresh(folder) -> bool:

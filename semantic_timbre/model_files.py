@@ -186,6 +186,13 @@ def check_model_folder(folder: str | Path) -> list:
     return parameters
 
 
+def model_stamp(model_dir) -> dict:
+    """{file name: safe_io.file_stamp(..., sha1=True)} of the files a model is read from (weights.h5,
+    parameters.json, parameters.pkl; None for a missing one): the model in the caches' fingerprints."""
+    return {name: safe_io.file_stamp(Path(model_dir) / name, sha1=True)
+            for name in (WEIGHTS_FILE, PARAMETERS_JSON, PARAMETERS_PICKLE)}
+
+
 def check_model_config(folder: str | Path):
     """As check_model_folder, returning the whole conditioning.ModelConfig (conditioning included)."""
     from .conditioning import ModelConfig
