@@ -39,15 +39,8 @@ THESIS_CONFIGURATION = {
 #: so that its epochs on the demo set take minutes on two CPU cores (bench/bench_demo_quality.py);
 #: its decoder resizes then convolves (no checkerboard) and it trains with the spectral loss
 #: (conditioning.UPSAMPLINGS and LOSSES; the measurements that chose them: bench/bench_demo_quality.py).
-DEMO_CONFIGURATION = {
-    "input_shape": (512, 64, 1),
-    "conv_filters": (16, 16, 32, 64, 64),
-    "conv_kernels": (3, 3, 3, 3, 3),
-    "conv_strides": (2, 2, 2, 2, (2, 1)),
-    "latent_space_dimension": 128,
-    "upsampling": "nearest",
-    "loss": "spectral",
-}
+DEMO_CONFIGURATION = {**THESIS_CONFIGURATION, "conv_filters": (16, 16, 32, 64, 64), "upsampling": "nearest",
+                      "loss": "spectral"}
 
 
 class ModelFolderError(UserError):
