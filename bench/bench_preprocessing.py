@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+from _common import work_folder  # noqa: E402  (bench/, the script's folder)
 from semantic_timbre import layout  # noqa: E402
 
 SCRIPT = REPO_ROOT / "process_audio_into_spectrograms.py"
@@ -151,8 +151,7 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print it")
     arguments = parser.parse_args(argv)
 
-    work = Path(tempfile.mkdtemp(prefix="bench_preprocessing_"))
-    try:
+    with work_folder("bench_preprocessing_", arguments.keep) as work:
         if arguments.audio_dir:
             audio_dir = arguments.audio_dir.resolve()
             if arguments.files:
@@ -199,11 +198,6 @@ def main(argv=None) -> int:
               + ", ".join(f"jobs {r['jobs']} {r['full']['tree_mib']:.0f} MiB" for r in rows))
         print(f"serial and parallel outputs byte-identical: {'yes' if same else 'NO'} ({files} files)")
         return 0 if same else 1
-    finally:
-        if arguments.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

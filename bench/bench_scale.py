@@ -39,6 +39,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+from _common import work_folder  # noqa: E402  (bench/, the script's folder)
 from semantic_timbre import layout, safe_io  # noqa: E402
 
 RELEASE_NOTES = 275_310
@@ -177,9 +178,8 @@ def main(argv=None) -> int:
           + ", ".join(f"{value:.2f}" for value in load_start), flush=True)
     # Hard links need one file system: the system's temporary folder when it shares the project's.
     same = os.stat(tempfile.gettempdir()).st_dev == os.stat(source).st_dev
-    work = Path(tempfile.mkdtemp(prefix="bench_scale_", dir=None if same else source))
     started = time.perf_counter()
-    try:
+    with work_folder("bench_scale_", arguments.keep, dir=None if same else source) as work:
         sizes, results = {}, {}
         for label, count in (("small", small_count), ("large", arguments.notes)):
             sizes[label] = build_set(source, work / label, count)
@@ -210,11 +210,6 @@ def main(argv=None) -> int:
               "The large set's files are hard links to the demo's, so they are read from the page cache; the "
               "release's own 35 GB of spectrograms will be read from disk.".format(growth))
         return 0
-    finally:
-        if arguments.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -73,9 +73,7 @@ def plot_comparison(path, reports: dict) -> None:
     for axis in list(axes.flat)[len(COLUMNS):]:
         axis.axis("off")
     figure.tight_layout()
-    with safe_io.atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=90, format="png")
-    plt.close(figure)
+    safe_io.save_figure_atomic(figure, path, close=True, dpi=90, format="png")
 
 
 def write_comparison(output_dir, reports: dict) -> list[Path]:

@@ -8,14 +8,13 @@ note's code and decoding applies the descriptor to the note.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from . import layout, processed_data, safe_io
+from . import layout, model_files, processed_data, safe_io
 from .errors import UserError
 
 DIRECTIONS_FILE_NAME = "descriptor_directions.npz"
@@ -112,34 +111,17 @@ def interpolate_direction(available: dict[int, np.ndarray], magnitude: float) ->
 # Cache beside the model
 
 
-def _file_stamp(path: Path, with_hash: bool) -> dict | None:
-    if not path.is_file():
-        return None
-    status = path.stat()
-    stamp = {"size": status.st_size, "mtime_ns": status.st_mtime_ns}
-    if with_hash:
-        digest = hashlib.sha1()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        stamp["sha1"] = digest.hexdigest()
-    return stamp
-
-
 def data_fingerprint(model_dir, spectrograms_dir, minmax_dir) -> dict:
     """What the cached directions depend on: the model's files and the processed data's names and stamps.
 
     Model files are hashed (sha1) as well as stamped; spectrograms by sorted name, size and mtime.
     """
-    model_dir, spectrograms_dir = Path(model_dir), Path(spectrograms_dir)
-    model = {name: _file_stamp(model_dir / name, with_hash=True)
-             for name in ("weights.h5", "parameters.json", "parameters.pkl")}
     return {
         "format": _CACHE_FORMAT,
         "latent_code": "mu",
-        "model": model,
+        "model": model_files.model_stamp(model_dir),
         "spectrograms": processed_data.spectrograms_stamp(spectrograms_dir),
-        "min_max": _file_stamp(Path(minmax_dir) / layout.MINMAX_FILE_NAME, with_hash=False),
+        "min_max": safe_io.file_stamp(Path(minmax_dir) / layout.MINMAX_FILE_NAME),
     }
 
 

@@ -799,6 +799,15 @@ def _shown(value) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) and math.isfinite(value) else "null"
 
 
+def _figure_or_reason(parts: list, entry: dict, key: str, figure, missing: str) -> None:
+    """Append to `parts` the note `figure()` when entry[key] was measured, else, when the entry says
+    why it was not (entry[key + "_reason"]), `missing: <why>`."""
+    if entry.get(key) is not None:
+        parts.append(figure())
+    elif entry.get(f"{key}_reason"):
+        parts.append(f"{missing}: {entry[f'{key}_reason']}")
+
+
 def _note(key: str, entry: dict) -> str:
     """The table's note on a metric: why it is null, or what to compare its value with."""
     if not isinstance(entry.get("value"), (int, float)) or not math.isfinite(entry["value"]):
@@ -809,11 +818,9 @@ def _note(key: str, entry: dict) -> str:
         parts.append(f"chance level {_shown(entry['chance_level'])}" + (
             f", majority rate {_shown(entry['majority_rate'])}" if entry.get("majority_rate") is not None else "")
             + (f", {entry['folds']}-fold" if entry.get("folds") else ""))
-    if entry.get("real_notes_round_trip") is not None:
-        parts.append(f"real effected notes after the same decode/re-encode round trip: "
-                     f"{_shown(entry['real_notes_round_trip'])}")
-    elif entry.get("real_notes_round_trip_reason"):
-        parts.append(f"no figure for real effected notes: {entry['real_notes_round_trip_reason']}")
+    _figure_or_reason(parts, entry, "real_notes_round_trip",
+                      lambda: f"real effected notes after the same decode/re-encode round trip: "
+                              f"{_shown(entry['real_notes_round_trip'])}", "no figure for real effected notes")
     if entry.get("sampled"):
         parts.append(entry["sampling"])
     if key == "frame_flicker_db" and entry.get("originals") is not None:
@@ -834,18 +841,16 @@ def _note(key: str, entry: dict) -> str:
         parts.append(f"inverting the original spectrogram itself: {_shown(entry['original_inversion'])}")
     if "judge_accuracy" in entry:
         parts.append(_judge_note(entry))
-        if entry.get("reconstructions") is not None:
-            parts.append(f"reconstructions of held-out notes: {_shown(entry['reconstructions'])} "
-                         f"({entry.get('reconstructions_notes')} notes; the judge on those real notes: "
-                         f"{_shown(entry.get('judge_on_the_originals'))})")
-        elif entry.get("reconstructions_reason"):
-            parts.append(f"no reconstruction judged: {entry['reconstructions_reason']}")
-        if entry.get("applied_descriptors") is not None:
-            parts.append(f"descriptors applied to clean notes at {_shown(entry.get('applied_magnitude'))}: "
-                         f"{_shown(entry['applied_descriptors'])} ({entry.get('applied_trials')} trials; the judge "
-                         f"on real notes of that magnitude: {_shown(entry.get('judge_on_real_notes_at_magnitude'))})")
-        elif entry.get("applied_descriptors_reason"):
-            parts.append(f"no applied descriptor judged: {entry['applied_descriptors_reason']}")
+        _figure_or_reason(parts, entry, "reconstructions",
+                          lambda: f"reconstructions of held-out notes: {_shown(entry['reconstructions'])} "
+                                  f"({entry.get('reconstructions_notes')} notes; the judge on those real notes: "
+                                  f"{_shown(entry.get('judge_on_the_originals'))})", "no reconstruction judged")
+        _figure_or_reason(parts, entry, "applied_descriptors",
+                          lambda: f"descriptors applied to clean notes at {_shown(entry.get('applied_magnitude'))}: "
+                                  f"{_shown(entry['applied_descriptors'])} ({entry.get('applied_trials')} trials; the "
+                                  f"judge on real notes of that magnitude: "
+                                  f"{_shown(entry.get('judge_on_real_notes_at_magnitude'))})",
+                          "no applied descriptor judged")
     return "; ".join(parts)
 
 
@@ -890,7 +895,7 @@ def plot_confusion_matrices(path, panels, classes, row_label: str = "true descri
                           color="white" if count > matrix.max() / 2 else "black")
         figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
-    _save_figure(figure, path)
+    safe_io.save_figure_atomic(figure, path, close=True, dpi=110, format="png")
 
 
 def plot_per_descriptor(path, series: dict[str, dict[str, float]], title: str = "Per-descriptor metrics") -> None:
@@ -911,17 +916,7 @@ def plot_per_descriptor(path, series: dict[str, dict[str, float]], title: str = 
     axes.set_title(title)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    _save_figure(figure, path)
-
-
-def _save_figure(figure, path) -> None:
-    import matplotlib.pyplot as plt
-
-    try:
-        with safe_io.atomic_path(path) as temporary:
-            figure.savefig(temporary, dpi=110, format="png")
-    finally:
-        plt.close(figure)
+    safe_io.save_figure_atomic(figure, path, close=True, dpi=110, format="png")
 
 
 # ---------------------------------------------------------------------------------------------

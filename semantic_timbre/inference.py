@@ -26,8 +26,9 @@ import numpy as np
 
 from . import layout, safe_io
 from .errors import UserError
+from .latent_sampling import sample_latent
 from .model_files import (PARAMETERS_JSON, PARAMETERS_PICKLE, WEIGHTS_FILE, ModelFolderError, check_model_config,
-                          sample_latent, spectrogram_batch)
+                          spectrogram_batch)
 
 ENCODER_ONNX = "encoder.onnx"
 DECODER_ONNX = "decoder.onnx"
@@ -43,19 +44,23 @@ def add_runtime_option(parser) -> None:
                              "TensorFlow (and the export is written for next time)")
 
 
-def add_model_options(parser) -> None:
+_AUDIO_DIR_HELP = "the notes' audio, for a perceptual-conditioned model's features not yet cached (default: audio)"
+
+
+def add_model_options(parser, *, spectrograms_help: str = "processed spectrograms (default: spectrograms)",
+                      minmax_help: str = "min/max folder (default: minmax)",
+                      audio_help: str | None = _AUDIO_DIR_HELP) -> None:
     """The folders a command that runs a model reads, and --runtime: --model-dir, --runtime,
-    --spectrograms-dir, --minmax-dir, --audio-dir."""
+    --spectrograms-dir, --minmax-dir, --audio-dir (left out when `audio_help` is None), each
+    folder's help text the command's own where it says more than the default."""
     from . import layout
 
     parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
     add_runtime_option(parser)
-    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
-                        help="processed spectrograms (default: spectrograms)")
-    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help="min/max folder (default: minmax)")
-    parser.add_argument("--audio-dir", default=layout.AUDIO_DIR,
-                        help="the notes' audio, for a perceptual-conditioned model's features not yet cached "
-                             "(default: audio)")
+    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR, help=spectrograms_help)
+    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help=minmax_help)
+    if audio_help is not None:
+        parser.add_argument("--audio-dir", default=layout.AUDIO_DIR, help=audio_help)
 
 
 def weights_fingerprint(folder) -> str:
@@ -66,18 +71,12 @@ def weights_fingerprint(folder) -> str:
         path = folder / name
         if path.is_file():
             digest.update(name.encode() + b"\0")
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+            safe_io.update_digest(digest, path)
     return digest.hexdigest()
 
 
 def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return safe_io.update_digest(hashlib.sha256(), path).hexdigest()
 
 
 def onnx_fresh(folder) -> bool:

@@ -4,7 +4,6 @@ scatter plots, a CSV of the coordinates and an interactive HTML version."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from pathlib import Path
 
@@ -115,29 +114,13 @@ def embedding_parameters(method: str, count: int, random_state: int = 42, perple
     return parameters
 
 
-def _model_stamp(model_dir: Path) -> dict:
-    """sha1, size and mtime of each file the model is read from (None for a missing one)."""
-    stamp = {}
-    for name in ("weights.h5", "parameters.json", "parameters.pkl"):
-        path = model_dir / name
-        if path.is_file():
-            digest = hashlib.sha1()
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            status = path.stat()
-            stamp[name] = {"size": status.st_size, "mtime_ns": status.st_mtime_ns, "sha1": digest.hexdigest()}
-        else:
-            stamp[name] = None
-    return stamp
-
-
 def embedding_fingerprint(model_dir, spectrograms_dir, parameters: dict) -> dict:
     """What a cached embedding was computed from: the model files, the spectrograms folder
     (processed_data.spectrograms_stamp) and the method with its parameters."""
+    from .model_files import model_stamp
     from .processed_data import spectrograms_stamp
 
-    return {"format": 1, "latent_code": "mu", "model": _model_stamp(Path(model_dir)),
+    return {"format": 1, "latent_code": "mu", "model": model_stamp(model_dir),
             "spectrograms": spectrograms_stamp(spectrograms_dir), "reduction": parameters}
 
 
@@ -253,9 +236,7 @@ def plot_latent_space(points: np.ndarray, notes, label: str = "all", method: str
 
 
 def save_figure(figure, path: str | Path, dpi: int = 110) -> Path:
-    with safe_io.atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=dpi, format="png")
-    return Path(path)
+    return safe_io.save_figure_atomic(figure, path, dpi=dpi, format="png")
 
 
 def write_coordinates_csv(path: str | Path, points: np.ndarray, notes) -> Path:

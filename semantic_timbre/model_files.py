@@ -18,29 +18,13 @@ import numpy as np
 
 from . import safe_io
 from .errors import UserError
+from .latent_sampling import LOG_VARIANCE_BOUND, sample_latent  # noqa: F401  (re-exported)
 
 PARAMETERS_PICKLE = "parameters.pkl"
 PARAMETERS_JSON = "parameters.json"
 WEIGHTS_FILE = "weights.h5"
 RUN_TRAINING = "run 'python train_timbre_generation_vae.py' first"
 PARAMETER_NAMES = ("input_shape", "conv_filters", "conv_kernels", "conv_strides", "latent_space_dimension")
-
-#: The highest log-variance the sampling and the KL term take: above it exp() is taken of this
-#: bound instead. exp(30 / 2) = 3.3e6 as a standard deviation and exp(30) = 1.1e13 in the KL are
-#: finite in float32 (exp overflows from 88.7), and far above what training reaches: the trained
-#: demo model's log-variances stay below +1 and the first epoch of a stable run below +2
-#: (bench/bench_training_stability.py prints the largest seen). Below the bound the thesis's
-#: sampling and loss are unchanged, bit for bit.
-LOG_VARIANCE_BOUND = 30.0
-
-def sample_latent(mu, log_variance, seed=None) -> np.ndarray:
-    """z = mu + exp(min(log_variance, LOG_VARIANCE_BOUND) / 2) * eps, eps drawn by
-    numpy.random.default_rng(seed): the one numpy sampling of both runtimes (float32)."""
-    mu = np.asarray(mu, dtype=np.float32)
-    epsilon = np.random.default_rng(seed).standard_normal(mu.shape).astype(np.float32)
-    bounded = np.minimum(np.asarray(log_variance, dtype=np.float32), LOG_VARIANCE_BOUND)
-    return (mu + np.exp(bounded / 2) * epsilon).astype(np.float32)
-
 
 THESIS_CONFIGURATION = {
     "input_shape": (512, 64, 1),
@@ -55,15 +39,8 @@ THESIS_CONFIGURATION = {
 #: so that its epochs on the demo set take minutes on two CPU cores (bench/bench_demo_quality.py);
 #: its decoder resizes then convolves (no checkerboard) and it trains with the spectral loss
 #: (conditioning.UPSAMPLINGS and LOSSES; the measurements that chose them: bench/bench_demo_quality.py).
-DEMO_CONFIGURATION = {
-    "input_shape": (512, 64, 1),
-    "conv_filters": (16, 16, 32, 64, 64),
-    "conv_kernels": (3, 3, 3, 3, 3),
-    "conv_strides": (2, 2, 2, 2, (2, 1)),
-    "latent_space_dimension": 128,
-    "upsampling": "nearest",
-    "loss": "spectral",
-}
+DEMO_CONFIGURATION = {**THESIS_CONFIGURATION, "conv_filters": (16, 16, 32, 64, 64), "upsampling": "nearest",
+                      "loss": "spectral"}
 
 
 class ModelFolderError(UserError):
@@ -200,6 +177,13 @@ def check_model_folder(folder: str | Path) -> list:
         raise ModelFolderError(f"{folder}/ holds parameters but no {WEIGHTS_FILE} (an unfinished training "
                                f"run?): {RUN_TRAINING}")
     return parameters
+
+
+def model_stamp(model_dir) -> dict:
+    """{file name: safe_io.file_stamp(..., sha1=True)} of the files a model is read from (weights.h5,
+    parameters.json, parameters.pkl; None for a missing one): the model in the caches' fingerprints."""
+    return {name: safe_io.file_stamp(Path(model_dir) / name, sha1=True)
+            for name in (WEIGHTS_FILE, PARAMETERS_JSON, PARAMETERS_PICKLE)}
 
 
 def check_model_config(folder: str | Path):

@@ -41,7 +41,7 @@ _FINGERPRINT_VERSION = 2
 def cache_fingerprint() -> dict:
     """What every row of the cache was computed with: the features, the installed timbral_models,
     librosa and numpy (their versions: an upgrade computes the features again) and the cache's
-    format. Each row also keeps its audio file's size and modification time (`_stamp`)."""
+    format. Each row also keeps its audio file's size and modification time (`safe_io.size_and_mtime`)."""
     from importlib import metadata
 
     def version(name: str) -> str:
@@ -183,11 +183,6 @@ def _features_of_file(path: str) -> tuple[str, np.ndarray | None, str]:
         return path, None, f"{type(error).__name__}: {error}"
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    status = path.stat()
-    return status.st_size, status.st_mtime_ns
-
-
 def _groups(audio_dir) -> list[Path]:
     root = Path(audio_dir)
     return sorted(path for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
@@ -263,8 +258,8 @@ def _check_available(notes, entries: dict, audio_dir, minmax_dir) -> dict:
             if name not in entries:
                 missing.append("/".join(part for part in (str(audio_dir), "<GROUP>", note.descriptor,
                                                           str(note.magnitude), note.subfolder, note.file_name) if part))
-        elif name not in entries or entries[name][1] != _stamp(path):
-            todo[str(path)] = (name, _stamp(path))
+        elif name not in entries or entries[name][1] != safe_io.size_and_mtime(path):
+            todo[str(path)] = (name, safe_io.size_and_mtime(path))
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise PerceptualFeaturesError(

@@ -171,6 +171,6 @@ def spectrograms_stamp(spectrograms_dir: str | Path) -> dict:
     digest = hashlib.sha1()
     names = sorted(note.spectrogram_name for note in layout.list_spectrograms(folder))
     for name in names:
-        status = (folder / name).stat()
-        digest.update(f"{name}\t{status.st_size}\t{status.st_mtime_ns}\n".encode())
+        size, mtime_ns = safe_io.size_and_mtime(folder / name)
+        digest.update(f"{name}\t{size}\t{mtime_ns}\n".encode())
     return {"count": len(names), "sha1_of_names_sizes_mtimes": digest.hexdigest()}

@@ -4,6 +4,7 @@ accepts plain data only."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -49,11 +50,52 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         temporary.write_bytes(data)
 
 
+def save_figure_atomic(figure, path: str | Path, *, close: bool = False, **savefig_kwargs) -> Path:
+    """figure.savefig(`path`, **savefig_kwargs) atomically (the temporary file keeps `path`'s suffix);
+    with `close`, the figure is closed afterwards (on failure too). Returns `path` as a Path."""
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, **savefig_kwargs)
+    finally:
+        if close:
+            import matplotlib.pyplot as plt
+
+            plt.close(figure)
+    return Path(path)
+
+
 def save_npy_atomic(path: str | Path, array: np.ndarray) -> None:
     """np.save `array` to `path` (which should end in .npy) atomically."""
     buffer = io.BytesIO()
     np.save(buffer, array)
     write_bytes_atomic(path, buffer.getvalue())
+
+
+def size_and_mtime(path: str | Path) -> tuple[int, int]:
+    """A file's size and modification time in nanoseconds (st_size, st_mtime_ns)."""
+    status = Path(path).stat()
+    return status.st_size, status.st_mtime_ns
+
+
+def update_digest(digest, path: str | Path):
+    """Feed a file's bytes to `digest` (a hashlib object) in 1 MiB blocks; return `digest`."""
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest
+
+
+def file_stamp(path: str | Path, *, sha1: bool = False) -> dict | None:
+    """A cache fingerprint's stamp of one file: {"size", "mtime_ns"} (with `sha1`, its "sha1" too),
+    or None when there is no such file."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    size, mtime_ns = size_and_mtime(path)
+    stamp = {"size": size, "mtime_ns": mtime_ns}
+    if sha1:
+        stamp["sha1"] = update_digest(hashlib.sha1(), path).hexdigest()
+    return stamp
 
 
 def save_npz_cache(path: str | Path, arrays: dict, fingerprint: dict) -> None:

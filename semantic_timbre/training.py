@@ -20,7 +20,7 @@ on. A checkpoint of other settings, or a finished model without a checkpoint, is
 without --restart.
 
 Stability (every preset): the sampling and the KL term bound the log-variance they take
-(model_files.LOG_VARIANCE_BOUND); a linear learning-rate warm-up (warmup_epochs, 3 epochs in the
+(latent_sampling.LOG_VARIANCE_BOUND); a linear learning-rate warm-up (warmup_epochs, 3 epochs in the
 demo preset) and gradient clipping by global norm (clip_gradient_norm, off in both presets) are
 options. The thesis's preset uses neither: its loss, learning rate and optimizer are the thesis's.
 
@@ -405,9 +405,7 @@ def plot_loss_curve(path: str | Path, history: list) -> None:
             axis.set_yscale("log")
         axis.grid(True, alpha=0.3)
     figure.tight_layout()
-    with safe_io.atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100)
-    plt.close(figure)
+    safe_io.save_figure_atomic(figure, path, close=True, dpi=100)
 
 
 # ---------------------------------------------------------------- the run

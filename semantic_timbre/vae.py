@@ -28,10 +28,11 @@ import numpy as np
 
 from . import layout, safe_io
 from .cli import quiet_tensorflow
+from .latent_sampling import LOG_VARIANCE_BOUND, bound_log_variance, reparameterize, sample_latent  # noqa: F401
 from .model_files import (  # noqa: F401  (re-exported: the model folder's API)
-    DEMO_CONFIGURATION, LOG_VARIANCE_BOUND, PARAMETER_NAMES, PARAMETERS_JSON, PARAMETERS_PICKLE, RUN_TRAINING, THESIS_CONFIGURATION,
+    DEMO_CONFIGURATION, PARAMETER_NAMES, PARAMETERS_JSON, PARAMETERS_PICKLE, RUN_TRAINING, THESIS_CONFIGURATION,
     WEIGHTS_FILE, ModelFolderError, _as_tuples, check_model_config, check_model_folder, check_parameters,
-    read_legacy_weights, read_parameters, sample_latent, spectrogram_batch, write_legacy_weights)
+    read_legacy_weights, read_parameters, spectrogram_batch, write_legacy_weights)
 
 quiet_tensorflow()
 
@@ -114,7 +115,8 @@ class _Keras2Names:
 class Sampling(layers.Layer):
     """z = mu + exp(log_variance / 2) * eps, eps ~ N(0, 1), drawn from the layer's own seed; the
     log-variance taken at most LOG_VARIANCE_BOUND (a bound training never reaches, so that a
-    run-away never overflows exp)."""
+    run-away never overflows exp). The formula is latent_sampling.reparameterize's, the one
+    the numpy runtimes use (sample_latent)."""
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -124,7 +126,7 @@ class Sampling(layers.Layer):
     def call(self, inputs):
         mu, log_variance = inputs
         epsilon = keras.random.normal(ops.shape(mu), dtype=mu.dtype, seed=self.seed_generator)
-        return mu + ops.exp(ops.minimum(log_variance, LOG_VARIANCE_BOUND) / 2) * epsilon
+        return reparameterize(mu, log_variance, epsilon, ops)
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
@@ -358,7 +360,7 @@ class VAE(keras.Model):
         reconstruction = RECONSTRUCTION_LOSS_WEIGHT * ops.mean(mean_squared_error)
         # The thesis's KL; a log-variance above LOG_VARIANCE_BOUND (never reached in training) counts
         # as the bound in both terms, so the term stays finite and gives no push further up.
-        log_variance = ops.minimum(log_variance, LOG_VARIANCE_BOUND)
+        log_variance = bound_log_variance(log_variance, ops)
         kl = ops.mean(-0.5 * ops.sum(1 + log_variance - ops.square(mu) - ops.exp(log_variance), axis=1))
         return reconstruction + kl, reconstruction, kl, reconstructions
 

@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import check_seeds, run_main
-from semantic_timbre.inference import add_runtime_option
-from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
+from semantic_timbre.cli import run_main
+from semantic_timbre.commands.generation_options import add_inversion_options, parse_generation_arguments
+from semantic_timbre.inference import add_model_options
 from semantic_timbre.model_files import ModelFolderError, check_model_config
 from semantic_timbre.notes import check_output, read_note
 
@@ -37,19 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "singlesample/generated/<input name>_<DESCRIPTOR><MAGNITUDE>.wav)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace OUTPUT if it exists (the input note itself is never replaced)")
-    parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
-    add_runtime_option(parser)
-    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
-                        help="processed spectrograms the directions are measured on (default: spectrograms)")
-    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR,
-                        help="min/max folder of the processed data (default: minmax); a change to it "
-                             "re-measures the cached directions")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed of Griffin-Lim's initial phase (default: unseeded, as the thesis)")
-    parser.add_argument("--griffin-lim-iters", type=int, default=32,
-                        help=f"Griffin-Lim iterations, 1-{MAX_GRIFFIN_LIM_ITERS} (default: 32)")
-    parser.add_argument("--thesis-inversion", action="store_true",
-                        help="invert exactly as the thesis did (512 rows as they are, n_fft 1022)")
+    add_model_options(parser,
+                      spectrograms_help="processed spectrograms the directions are measured on (default: spectrograms)",
+                      minmax_help="min/max folder of the processed data (default: minmax); a change to it "
+                                  "re-measures the cached directions", audio_help=None)
+    add_inversion_options(parser, seed_help="seed of Griffin-Lim's initial phase (default: unseeded, as the thesis)",
+                          thesis_inversion_help="invert exactly as the thesis did (512 rows as they are, n_fft 1022)")
     parser.add_argument("--no-trim", action="store_true",
                         help="read the first 0.74 s of INPUT as the thesis did, leading silence included "
                              "(default: skip the silence before the note's onset)")
@@ -57,11 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_arguments(argv):
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
-    check_seeds(arguments)
-    check_griffin_lim_iters(arguments.griffin_lim_iters)
-    return arguments
+    return parse_generation_arguments(build_parser(), argv)
 
 
 def default_output(input_path: Path, descriptor: str, magnitude: float) -> Path:

@@ -13,7 +13,7 @@ import sys
 
 from semantic_timbre.cli import run_main
 from semantic_timbre.errors import UserError
-from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, check_griffin_lim_iters
+from semantic_timbre.commands.generation_options import add_inversion_options, parse_generation_arguments
 from semantic_timbre.inference import add_model_options
 
 
@@ -29,15 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", choices=("pca", "tsne"), default="pca",
                         help="the map's 2-D reduction: PCA (default: instant) or t-SNE as the thesis's plot "
                              "(a minute or more on the whole data set)")
-    parser.add_argument("--griffin-lim-iters", type=int, default=32,
-                        help=f"Griffin-Lim iterations, 1-{MAX_GRIFFIN_LIM_ITERS} (default: 32)")
+    add_inversion_options(parser)
     return parser
 
 
 def parse_arguments(argv):
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
-    check_griffin_lim_iters(arguments.griffin_lim_iters)
+    arguments = parse_generation_arguments(build_parser(), argv)
     if not 0 < arguments.port < 65536:
         raise UserError(f"--port {arguments.port} is not a port number (1-65535)")
     return arguments

@@ -16,10 +16,11 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import check_seeds, run_main
+from semantic_timbre.cli import run_main
+from semantic_timbre.commands.generation_options import add_inversion_options, parse_generation_arguments
+from semantic_timbre.generation import PICKUP_HELP
 from semantic_timbre.inference import add_model_options
 from semantic_timbre.notes import check_output, clean_note
-from semantic_timbre.generation import MAX_GRIFFIN_LIM_ITERS, PICKUP_HELP, check_griffin_lim_iters
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,18 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "singlesample/generated/<DESCRIPTOR><MAGNITUDE>_<PITCH>.wav)")
     parser.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     add_model_options(parser)
-    parser.add_argument("--seed", type=int, default=None, help="seed of Griffin-Lim's initial phase")
-    parser.add_argument("--griffin-lim-iters", type=int, default=32,
-                        help=f"Griffin-Lim iterations, 1-{MAX_GRIFFIN_LIM_ITERS} (default: 32)")
+    add_inversion_options(parser, seed_help="seed of Griffin-Lim's initial phase")
     return parser
 
 
 def parse_arguments(argv):
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
-    check_seeds(arguments)
-    check_griffin_lim_iters(arguments.griffin_lim_iters)
-    return arguments
+    return parse_generation_arguments(build_parser(), argv)
 
 
 def parse_magnitude(text: str) -> float:

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import check_seeds, run_main
-from semantic_timbre.commands.generation_options import (add_generation_options, allowed_values_help, check_common,
-                                                        load_model, note_conditions)
+from semantic_timbre.cli import run_main
+from semantic_timbre.commands.generation_options import (add_generation_options, allowed_values_help,
+                                                        generation_settings, parse_generation_arguments,
+                                                        prepare_generation, print_written)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,35 +28,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_arguments(argv):
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
-    check_seeds(arguments)
-    check_common(arguments)
-    return arguments
+    return parse_generation_arguments(build_parser(), argv)
 
 
 def main(argv=None) -> int:
-    from semantic_timbre.generation import (check_output_folders, find_note_with_pickup, generate_single_sample,
-                                            load_notes)
+    from semantic_timbre.generation import find_note_with_pickup, generate_single_sample
 
     arguments = parse_arguments(argv)
     # Everything that can be wrong with the request, the data, the model folder or the output
     # folders is reported before TensorFlow starts and before any file is written.
     note = find_note_with_pickup(arguments.descriptor, arguments.magnitude, arguments.pitch, arguments.string,
                                  arguments.spectrograms_dir, arguments.pickup)
-    loaded = load_notes([note], arguments.spectrograms_dir, arguments.minmax_dir)
-    conditions = note_conditions(arguments, [note])
-    check_output_folders(arguments.output_dir)  # last: it creates them
-    vae = load_model(arguments.model_dir, arguments.runtime)
+    loaded, conditions, vae = prepare_generation(arguments, [note])
     written = generate_single_sample(vae, note, arguments.spectrograms_dir, arguments.minmax_dir,
-                                     arguments.output_dir, use_mean=arguments.use_mean, seed=arguments.seed,
-                                     n_iter=arguments.griffin_lim_iters,
-                                     thesis_inversion=arguments.thesis_inversion, loaded=loaded,
-                                     conditions=conditions)
-    print(f"generated from {Path(arguments.spectrograms_dir) / note.spectrogram_name}:")
-    for path in written:
-        print(path)
-    return 0
+                                     arguments.output_dir, loaded=loaded, conditions=conditions,
+                                     **generation_settings(arguments))
+    return print_written(f"generated from {Path(arguments.spectrograms_dir) / note.spectrogram_name}:", written)
 
 
 def run() -> int:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from semantic_timbre import layout
 from semantic_timbre.cli import run_main
-from semantic_timbre.commands.generation_options import (add_generation_options, allowed_values_help, check_common,
-                                                        load_model, note_conditions)
+from semantic_timbre.commands.generation_options import (add_generation_options, allowed_values_help,
+                                                        generation_settings, parse_generation_arguments,
+                                                        prepare_generation, print_written)
 from semantic_timbre.generation import INTERPOLATION_STEPS
 
 
@@ -35,15 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_arguments(argv):
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
-    check_common(arguments)
-    return arguments
+    return parse_generation_arguments(build_parser(), argv)
 
 
 def main(argv=None) -> int:
-    from semantic_timbre.generation import (check_output_folders, check_steps, find_note_with_pickup,
-                                            generate_interpolation, load_notes)
+    from semantic_timbre.generation import check_steps, find_note_with_pickup, generate_interpolation
 
     arguments = parse_arguments(argv)
     steps = check_steps(arguments.steps)
@@ -51,20 +48,13 @@ def main(argv=None) -> int:
                                   arguments.spectrograms_dir, arguments.pickup)
     second = find_note_with_pickup(arguments.descriptor2, arguments.magnitude2, arguments.pitch2, arguments.string,
                                    arguments.spectrograms_dir, arguments.pickup)
-    loaded = load_notes([first, second], arguments.spectrograms_dir, arguments.minmax_dir)
-    conditions = note_conditions(arguments, [first, second])
-    check_output_folders(arguments.output_dir)  # last: it creates them
-    vae = load_model(arguments.model_dir, arguments.runtime)
+    loaded, conditions, vae = prepare_generation(arguments, [first, second])
     written = generate_interpolation(vae, first, second, steps, arguments.spectrograms_dir, arguments.minmax_dir,
-                                     arguments.output_dir, use_mean=arguments.use_mean, seed=arguments.seed,
-                                     n_iter=arguments.griffin_lim_iters,
-                                     thesis_inversion=arguments.thesis_inversion, progress=True, loaded=loaded,
-                                     conditions=conditions)
+                                     arguments.output_dir, progress=True, loaded=loaded, conditions=conditions,
+                                     **generation_settings(arguments))
     folder = Path(arguments.spectrograms_dir)
-    print(f"interpolated from {folder / first.spectrogram_name} to {folder / second.spectrogram_name}:")
-    for path in written:
-        print(path)
-    return 0
+    return print_written(f"interpolated from {folder / first.spectrogram_name} to {folder / second.spectrogram_name}:",
+                         written)
 
 
 def run() -> int:

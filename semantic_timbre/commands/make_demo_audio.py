@@ -59,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
+    arguments = build_parser().parse_args(argv)
     check_seeds(arguments)
     return arguments
 

@@ -27,9 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
-    return arguments
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None) -> int:

@@ -14,10 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from semantic_timbre import layout
 from semantic_timbre.cli import check_seeds, run_main
 from semantic_timbre.errors import UserError
-from semantic_timbre.inference import add_runtime_option
+from semantic_timbre.inference import add_model_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,15 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", default=None,
                         help="PNG path (default: the thesis's file name in the current folder); the CSV and "
                              "HTML go beside it with the same name")
-    parser.add_argument("--model-dir", default=layout.MODEL_DIR, help="trained model folder (default: model)")
-    add_runtime_option(parser)
-    parser.add_argument("--spectrograms-dir", default=layout.SPECTROGRAMS_DIR,
-                        help="processed spectrograms (default: spectrograms)")
-    parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR,
-                        help="min/max folder, where a perceptual-conditioned model's features are cached "
-                             "(default: minmax)")
-    parser.add_argument("--audio-dir", default=layout.AUDIO_DIR,
-                        help="the notes' audio, for perceptual features not yet cached (default: audio)")
+    add_model_options(parser, minmax_help="min/max folder, where a perceptual-conditioned model's features are "
+                                          "cached (default: minmax)",
+                      audio_help="the notes' audio, for perceptual features not yet cached (default: audio)")
     parser.add_argument("--batch-size", type=int, default=64, help="spectrograms encoded at a time (default: 64)")
     parser.add_argument("--dpi", type=int, default=110, help="PNG resolution (default: 110)")
     parser.add_argument("--no-html", action="store_true", help="do not write the interactive HTML version")
