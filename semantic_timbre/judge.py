@@ -489,13 +489,6 @@ def notes_features(notes, spectrograms_dir, min_max: dict, batch: int = 64, prog
 # Cache beside the processed data
 
 
-def _file_stamp(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    status = path.stat()
-    return {"size": status.st_size, "mtime_ns": status.st_mtime_ns}
-
-
 def data_fingerprint(spectrograms_dir, minmax_dir) -> dict:
     """What a trained judge depends on: the judge's version and settings, every spectrogram's
     name, size and modification time (as one sha1), and the min/max file's size and mtime."""
@@ -507,7 +500,7 @@ def data_fingerprint(spectrograms_dir, minmax_dir) -> dict:
         "max_folds": MAX_FOLDS,
         "augmentation": augmentation_settings(),
         "spectrograms": processed_data.spectrograms_stamp(spectrograms_dir),
-        "min_max": _file_stamp(Path(minmax_dir) / layout.MINMAX_FILE_NAME),
+        "min_max": safe_io.file_stamp(Path(minmax_dir) / layout.MINMAX_FILE_NAME),
     }
 
 
