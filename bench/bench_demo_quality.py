@@ -112,14 +112,14 @@ def save_figure(path: Path, name: str, panels: list[tuple[str, np.ndarray]]) -> 
     frames, rows = panels[0][1].shape[1], panels[0][1].shape[0]
     extent = (0, frames * HOP_LENGTH / SAMPLE_RATE, 0, rows * SAMPLE_RATE / N_FFT / 1000)
     low, high = min(data.min() for _, data in panels), max(data.max() for _, data in panels)
-    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), sharey=True)
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.3), sharey=True)
     for axis, (label, data) in zip(axes, panels):
         image = axis.imshow(data, origin="lower", aspect="auto", extent=extent, vmin=low, vmax=high, cmap="magma")
         axis.set_title(label, fontsize=9)
         axis.set_xlabel("time (s)")
     axes[0].set_ylabel("frequency (kHz)")
     figure.colorbar(image, ax=axes, label="dB", shrink=0.9)
-    figure.suptitle(f"held-out note {name.removesuffix('.npy')}", fontsize=9)
+    figure.suptitle(f"held-out note {name.removesuffix('.npy')}", fontsize=9, y=1.1)
     path.parent.mkdir(parents=True, exist_ok=True)
     with safe_io.atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=72, bbox_inches="tight")
@@ -130,7 +130,7 @@ def write_figures(folder: Path, models: dict[str, Path], spectrograms_dir: Path,
     from semantic_timbre import layout, processed_data, spectrogram
     from semantic_timbre.vae import VAE
 
-    titles = {"old": "old: transposed, thesis loss", "new": "new: resize-convolution, spectral loss"}
+    titles = {"old": "old: transposed convolutions,\nthe thesis's loss", "new": "new: resize then convolve,\nthe spectral loss"}
     names = json.loads((models["new"] / "validation_split.json").read_text())["validation"]
     min_max = processed_data.load_min_max(minmax_dir)
     loaded = {label: VAE.load(model_dir) for label, model_dir in models.items()}
