@@ -121,9 +121,7 @@ def save_figure(path: Path, name: str, panels: list[tuple[str, np.ndarray]]) -> 
     figure.colorbar(image, ax=axes, label="dB", shrink=0.9)
     figure.suptitle(f"held-out note {name.removesuffix('.npy')}", fontsize=9, y=1.1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with safe_io.atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=72, bbox_inches="tight")
-    plt.close(figure)
+    safe_io.save_figure_atomic(figure, path, close=True, dpi=72, bbox_inches="tight")
 
 
 def write_figures(folder: Path, models: dict[str, Path], spectrograms_dir: Path, minmax_dir: Path) -> list[Path]:
