@@ -15,7 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt pyprojec
 	# This project itself, editable: `import semantic_timbre` and the semantic-timbre-* commands work from anywhere.
 	$(PY) -m pip install --quiet --no-deps -e .
 	# numba compiles librosa's functions for the timbral features once, here, not in parallel test processes.
-	$(PY) -c "from semantic_timbre.perceptual import warm_up; warm_up()"
+	$(PY) -c "from semantic_timbre.data.perceptual import warm_up; warm_up()"
 	touch $(STAMP)
 
 venv: $(STAMP)

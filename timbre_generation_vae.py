@@ -1,7 +1,7 @@
 """Build the timbre VAE of the thesis and print its encoder, decoder and whole-model summaries.
 
 The thesis's command line `python timbre_generation_vae.py ...`; the command itself is
-semantic_timbre/commands/timbre_generation_vae.py (installed as `semantic-timbre-summary`).
+semantic_timbre/cli/timbre_generation_vae.py (installed as `semantic-timbre-summary`).
 
 It is also the thesis's module: `from timbre_generation_vae import VAE` gives the model class, as
 the thesis's own training and generation scripts import it (TensorFlow is imported only then).
@@ -10,13 +10,13 @@ the thesis's own training and generation scripts import it (TensorFlow is import
 import sys
 
 from semantic_timbre.cli import run_main
-from semantic_timbre.commands.timbre_generation_vae import main
+from semantic_timbre.cli.timbre_generation_vae import main
 
 
 def __getattr__(name):
     """The thesis's module API, imported on first use: VAE (and the two configurations)."""
     if name in ("VAE", "THESIS_CONFIGURATION", "DEMO_CONFIGURATION"):
-        from semantic_timbre import vae as vae_module
+        from semantic_timbre.network import vae as vae_module
 
         return getattr(vae_module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,13 +2,13 @@
 (or PCA) and scatter-plotted, coloured by descriptor, magnitude or pitch.
 
 The thesis's command line `python visualise_latent_space.py ...`; the command itself is
-semantic_timbre/commands/visualise_latent_space.py (installed as `semantic-timbre-visualise`).
+semantic_timbre/cli/visualise_latent_space.py (installed as `semantic-timbre-visualise`).
 """
 
 import sys
 
 from semantic_timbre.cli import run_main
-from semantic_timbre.commands.visualise_latent_space import main
+from semantic_timbre.cli.visualise_latent_space import main
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

@@ -107,7 +107,7 @@ def save_figure(path: Path, name: str, panels: list[tuple[str, np.ndarray]]) -> 
     import matplotlib.pyplot as plt
 
     from semantic_timbre import safe_io
-    from semantic_timbre.spectrogram import HOP_LENGTH, N_FFT, SAMPLE_RATE
+    from semantic_timbre.data.spectrogram import HOP_LENGTH, N_FFT, SAMPLE_RATE
 
     frames, rows = panels[0][1].shape[1], panels[0][1].shape[0]
     extent = (0, frames * HOP_LENGTH / SAMPLE_RATE, 0, rows * SAMPLE_RATE / N_FFT / 1000)
@@ -125,8 +125,9 @@ def save_figure(path: Path, name: str, panels: list[tuple[str, np.ndarray]]) -> 
 
 
 def write_figures(folder: Path, models: dict[str, Path], spectrograms_dir: Path, minmax_dir: Path) -> list[Path]:
-    from semantic_timbre import layout, processed_data, spectrogram
-    from semantic_timbre.vae import VAE
+    from semantic_timbre import layout
+    from semantic_timbre.data import processed_data, spectrogram
+    from semantic_timbre.network.vae import VAE
 
     titles = {"old": "old: transposed convolutions,\nthe thesis's loss", "new": "new: resize then convolve,\nthe spectral loss"}
     names = json.loads((models["new"] / "validation_split.json").read_text())["validation"]

@@ -33,8 +33,9 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-from semantic_timbre import layout, processed_data, safe_io, spectrogram  # noqa: E402
-from semantic_timbre.generation import invert  # noqa: E402
+from semantic_timbre import layout, safe_io  # noqa: E402
+from semantic_timbre.data import processed_data, spectrogram
+from semantic_timbre.pipeline import invert  # noqa: E402
 
 ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
 

@@ -23,7 +23,7 @@ difference is not counted. With --pghipy (pghipy 0.1.1 importable, e.g. `pip ins
 Griffin-Lim, the reference the default's PGHI is checked against.
 
 The notes are those of spectrograms/ and minmax/ (of --project, default the repository) when they
-exist, else the demo set's notes synthesised in memory (semantic_timbre.demo_audio) and
+exist, else the demo set's notes synthesised in memory (semantic_timbre.data.demo_audio) and
 pre-processed as the pipeline does (44.1 kHz -> 22,050 Hz, 0.74 s, normalised dB spectrogram).
 
     python bench/bench_inversion.py                  # after 'make demo', or synthesised notes
@@ -42,7 +42,8 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-from semantic_timbre import layout, processed_data, spectrogram  # noqa: E402
+from semantic_timbre import layout  # noqa: E402
+from semantic_timbre.data import processed_data, spectrogram
 
 KINDS = {"Crunch 100": ("Crunch", 100), "Fuzz 100": ("Fuzz", 100), "clean": (layout.CLEAN_DESCRIPTOR, 0)}
 INVERSIONS = {
@@ -74,7 +75,7 @@ def distorted_notes(count: int) -> list:
 
     import soundfile
 
-    from semantic_timbre import demo_audio
+    from semantic_timbre.data import demo_audio
 
     notes = []
     for fret in _evenly(list(layout.FRETS), count):
@@ -133,7 +134,7 @@ def synthetic_notes(count: int) -> dict[str, list]:
     """The demo set's notes of string 1 (frets spread over 0-22), rendered and pre-processed here."""
     import librosa
 
-    from semantic_timbre import demo_audio
+    from semantic_timbre.data import demo_audio
 
     chosen = {}
     for kind, (descriptor, magnitude) in KINDS.items():

@@ -1,6 +1,6 @@
 """Benchmark of the audio judge's robustness: real notes damaged to a log-spectral distance.
 
-Trains the descriptor judge (semantic_timbre/judge.py) on the processed notes twice, with its
+Trains the descriptor judge (semantic_timbre/judge/__init__.py) on the processed notes twice, with its
 descriptor-agnostic augmentation (the judge the evaluation uses) and without it, then damages a
 seeded random choice of the real non-clean notes with additive noise and with blur
 (damage.damage_to_lsd) to each LSD asked for, and judges each damaged note with the
@@ -31,7 +31,8 @@ def main(argv=None) -> int:
     parser.add_argument("--minmax-dir", default="minmax")
     arguments = parser.parse_args(argv)
 
-    from semantic_timbre import damage, judge, processed_data
+    from semantic_timbre.data import damage, processed_data
+    from semantic_timbre import judge
 
     spectrograms = Path(arguments.spectrograms_dir)
     notes = processed_data.require_spectrograms(spectrograms)

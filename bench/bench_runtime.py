@@ -55,7 +55,9 @@ def encode_all(project: Path, runtime: str) -> dict:
     """In this process: load the model with `runtime` and encode every processed note (mu)."""
     os.chdir(project)
     start = time.perf_counter()
-    from semantic_timbre import inference, layout, processed_data
+    from semantic_timbre.runtime import inference
+    from semantic_timbre import layout
+    from semantic_timbre.data import processed_data
     from semantic_timbre.latent import encode_notes
 
     notes = processed_data.require_spectrograms(layout.SPECTROGRAMS_DIR)
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
         print(json.dumps(encode_all(project, arguments.encode_only)))
         return 0
 
-    from semantic_timbre import inference
+    from semantic_timbre.runtime import inference
 
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"load average at start: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")

@@ -3,7 +3,7 @@
 1. Speed: examples/s of the thesis configuration trained by the thesis's own code under Keras 2
    (tf-keras: graph mode with eager execution disabled, the legacy Adam, the loss
    1,000,000 x MSE + KL given to compile with the two metrics, model.fit on a numpy array) and by
-   ours (semantic_timbre.vae.VAE through training.build_vae and model.fit, our train_step),
+   ours (semantic_timbre.network.vae.VAE through training.build_vae and model.fit, our train_step),
    interleaved: baseline, ours, baseline, ours, ... for --rounds rounds. Each side of a round runs
    in its own fresh process, so no TensorFlow state (thread pools, allocator, oneDNN caches,
    Keras 2 against Keras 3) of one side reaches the other; the start-up, the model's build and
@@ -41,8 +41,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from semantic_timbre import layout  # noqa: E402
-from semantic_timbre.model_files import DEMO_CONFIGURATION, THESIS_CONFIGURATION  # noqa: E402
-from semantic_timbre.spectrogram import SPECTROGRAM_SHAPE  # noqa: E402
+from semantic_timbre.network.model_files import DEMO_CONFIGURATION, THESIS_CONFIGURATION  # noqa: E402
+from semantic_timbre.data.spectrogram import SPECTROGRAM_SHAPE  # noqa: E402
 
 LEARNING_RATE = 0.0005
 SIDES = ("baseline", "ours")
@@ -242,7 +242,8 @@ def write_spectrogram_folder(folder: Path, count: int, distinct: int = 300, seed
 
 def _child_train(folder: str, model_dir: str, steps: int, batch_size: int) -> None:
     """Run in a fresh process: the real training code over every file of `folder`, `steps` batches."""
-    from semantic_timbre import training, vae
+    from semantic_timbre import training
+    from semantic_timbre.network import vae
 
     options = training.TrainingOptions(configuration=vae.DEMO_CONFIGURATION, spectrograms_dir=folder,
                                        model_dir=model_dir, epochs=1, batch_size=batch_size,

@@ -26,7 +26,9 @@ def run(setting: dict, paths, epochs: int, batch_size: int, seed: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from semantic_timbre import dataset, model_files, training
+    from semantic_timbre.data import dataset
+    from semantic_timbre.network import model_files
+    from semantic_timbre import training
 
     options = training.TrainingOptions(configuration=dict(model_files.DEMO_CONFIGURATION), epochs=setting["epochs"],
                                        batch_size=batch_size, learning_rate=setting["learning_rate"],
@@ -81,10 +83,11 @@ def main() -> int:
                              "given, only these run")
     arguments = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from semantic_timbre import dataset, training
+    from semantic_timbre.data import dataset
+    from semantic_timbre import training
 
     training.configure_cpu()
-    import train_timbre_generation_vae as script
+    from semantic_timbre.cli import train_timbre_generation_vae as script
 
     paths = dataset.spectrogram_files(arguments.spectrograms_dir)
     # The preset trains 90% of the notes (make demo's --validation-split 0.1).

@@ -173,7 +173,8 @@ def make_audio_tree(root: Path, descriptors=TEST_DESCRIPTORS, magnitudes=(50, 10
 def make_processed_data(project: Path, **tree_options) -> Path:
     """Write audio/, then spectrograms/ and minmax/min_max_values.pkl exactly as the thesis's
     pre-processor does (computed here with the shared spectrogram maths, one file at a time)."""
-    from semantic_timbre import layout, safe_io, spectrogram
+    from semantic_timbre import layout, safe_io
+    from semantic_timbre.data import spectrogram
 
     files = make_audio_tree(project / layout.AUDIO_DIR, **tree_options)
     min_max = {}
@@ -212,8 +213,9 @@ def trained_project(processed_project, tmp_path_factory) -> Path:
 
     import keras
 
-    from semantic_timbre import layout, processed_data
-    from semantic_timbre.vae import VAE
+    from semantic_timbre import layout
+    from semantic_timbre.data import processed_data
+    from semantic_timbre.network.vae import VAE
 
     root = tmp_path_factory.mktemp("trained") / "project"
     shutil.copytree(processed_project, root)

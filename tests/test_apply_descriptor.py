@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from semantic_timbre import notes
+from semantic_timbre.data import notes
 from conftest import assert_one_line_error, plucked_note, run_script, write_audio
-from semantic_timbre import descriptor_control, layout, onset, spectrogram
-from semantic_timbre.descriptor_control import DescriptorRequestError
+from semantic_timbre.latent import directions as descriptor_control
+from semantic_timbre import layout
+from semantic_timbre.data import onset, spectrogram
+from semantic_timbre.latent.directions import DescriptorRequestError
 
 SCRIPT = "apply_timbre_descriptor.py"
 CACHE = descriptor_control.DIRECTIONS_FILE_NAME
@@ -30,7 +32,7 @@ def applied_project(trained_project, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vae(applied_project):
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     return VAE.load(applied_project / layout.MODEL_DIR)
 
@@ -84,7 +86,7 @@ def test_refused_requests_say_what_is_allowed(descriptor, magnitude, message):
 
 
 def test_cache_is_written_reused_and_remeasured_when_the_model_changes(trained_project, tmp_path):
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     root = fresh_copy(trained_project, tmp_path)
     folders = dict(model_dir=root / "model", spectrograms_dir=root / "spectrograms", minmax_dir=root / "minmax")

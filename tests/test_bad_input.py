@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from semantic_timbre import notes
+from semantic_timbre.data import notes
 from conftest import REPO_ROOT, assert_one_line_error, plucked_note, run_script, write_audio
-from semantic_timbre import spectrogram
+from semantic_timbre.data import spectrogram
 
 APPLY = "apply_timbre_descriptor.py"
 

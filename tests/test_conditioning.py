@@ -46,7 +46,7 @@ def copy_of(project: Path, tmp_path: Path) -> Path:
 
 def test_descriptor_condition_and_target():
     from semantic_timbre import layout
-    from semantic_timbre.conditioning import ConditionError, Conditioning
+    from semantic_timbre.network.conditioning import ConditionError, Conditioning
 
     notes = [layout.Note("Crunch", 50, 1, 0, "1-0.wav"), layout.Note("Crunch", 100, 1, 0, "1-0.wav"),
              layout.Note("Fluttery", 0, 1, 0, "1-0.wav")]
@@ -64,7 +64,7 @@ def test_descriptor_condition_and_target():
 
 def test_perceptual_target_interpolates_between_magnitudes():
     from semantic_timbre import layout
-    from semantic_timbre.conditioning import Conditioning, ModelConfig
+    from semantic_timbre.network.conditioning import Conditioning, ModelConfig
 
     notes = [layout.Note("Fuzz", 50, 1, f, "x.wav") for f in (0, 1)] + [layout.Note("Fuzz", 100, 1, 0, "x.wav"),
                                                                         layout.Note("Fluttery", 0, 1, 0, "x.wav")]
@@ -83,7 +83,7 @@ def test_perceptual_target_interpolates_between_magnitudes():
 
 def test_timbral_features_of_a_note(conditioned_project):
     """The features of a note's samples are those the training cached from its file."""
-    from semantic_timbre.perceptual import FEATURES, load_cache, timbral_features
+    from semantic_timbre.data.perceptual import FEATURES, load_cache, timbral_features
 
     cached, _ = load_cache(conditioned_project / "minmax")["CrunchX100X1-0.wav.npy"]
     audio, rate = soundfile.read(conditioned_project / "audio" / "TestFX" / "Crunch" / "100" / "1-0.wav")
@@ -105,7 +105,7 @@ def test_the_compatibility_shim_never_patches_this_process():
 
     import librosa
 
-    from semantic_timbre import perceptual
+    from semantic_timbre.data import perceptual
     from conftest import plucked_note
 
     watched = [(np, "pad"), (np.lib, "pad"), (librosa.onset, "onset_detect"), (librosa.onset, "onset_strength"),
@@ -136,8 +136,8 @@ def test_the_compatibility_shim_never_patches_this_process():
 # ---------------------------------------------------------------- training and the model folder
 
 def test_conditioned_model_folders(conditioned_project, trained_project):
-    from semantic_timbre.perceptual import CACHE_FILE_NAME, FEATURES
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.data.perceptual import CACHE_FILE_NAME, FEATURES
+    from semantic_timbre.network.vae import VAE
 
     # The unconditioned model keeps the thesis's files and format exactly.
     thesis = json.loads((trained_project / "model" / "parameters.json").read_text())
@@ -168,7 +168,8 @@ def test_conditioned_model_folders(conditioned_project, trained_project):
 
 
 def test_feature_cache_recomputes_only_changed_audio(conditioned_project, tmp_path):
-    from semantic_timbre import layout, perceptual
+    from semantic_timbre import layout
+    from semantic_timbre.data import perceptual
 
     project = copy_of(conditioned_project, tmp_path)
     notes = layout.list_spectrograms(project / "spectrograms")
@@ -222,8 +223,9 @@ def test_every_command_with_conditioned_models(conditioned_project, tmp_path):
 
 
 def test_conditioned_models_export_to_onnx_and_both_runtimes_agree(conditioned_project, tmp_path):
-    from semantic_timbre import inference, processed_data
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.runtime import inference
+    from semantic_timbre.data import processed_data
+    from semantic_timbre.network.vae import VAE
 
     project = copy_of(conditioned_project, tmp_path)
     notes = processed_data.require_spectrograms(project / "spectrograms")[:6]
@@ -370,7 +372,7 @@ def test_compare_three_models(conditioned_project, tmp_path):
 def test_preprocessor_computes_perceptual_features(project):
     from conftest import make_audio_tree
 
-    from semantic_timbre.perceptual import load_cache
+    from semantic_timbre.data.perceptual import load_cache
 
     make_audio_tree(project / "audio", descriptors=("Crunch",), magnitudes=(100,), frets=(5,))
     result = run_script("process_audio_into_spectrograms.py", "--perceptual-features", "--quiet", cwd=project)

@@ -202,7 +202,7 @@ def test_a_damaged_judge_cache_is_trained_again(processed_project, tmp_path, how
 
 @pytest.mark.parametrize("how", DAMAGES + ("nan features", "wrong shape"))
 def test_a_damaged_perceptual_cache_is_computed_again(processed_project, tmp_path, how, capsys):
-    from semantic_timbre import perceptual, processed_data
+    from semantic_timbre.data import perceptual, processed_data
 
     project = tmp_path / "project"
     shutil.copytree(processed_project, project)
@@ -219,7 +219,7 @@ def test_a_damaged_perceptual_cache_is_computed_again(processed_project, tmp_pat
 
 
 def test_the_perceptual_fingerprint_names_the_libraries_it_was_computed_with():
-    from semantic_timbre import perceptual
+    from semantic_timbre.data import perceptual
 
     fingerprint = perceptual.cache_fingerprint()
     assert fingerprint["timbral_models"] == "0.4.0" and fingerprint["librosa"] and fingerprint["numpy"]

@@ -12,7 +12,8 @@ import soundfile
 from scipy import signal
 
 from conftest import run_script
-from semantic_timbre import demo_audio, layout
+from semantic_timbre.data import demo_audio
+from semantic_timbre import layout
 
 SCRIPT = "make_demo_audio.py"
 SMALL = ("--descriptors", "Crunch", "Dark", "--frets", "0", "5", "12", "--magnitudes", "50", "100")

@@ -450,8 +450,9 @@ def test_the_command_on_two_notes_all_held_out(trained_project, tmp_path):
 def test_a_model_with_nan_weights_gives_nulls_with_reasons(trained_project, tmp_path):
     # A model whose training diverged (save refuses to write one, so it is measured in memory):
     # every code and reconstruction is NaN. This used to crash in the silhouette score.
-    from semantic_timbre import judge, layout, processed_data
-    from semantic_timbre.vae import VAE
+    from semantic_timbre import judge, layout
+    from semantic_timbre.data import processed_data
+    from semantic_timbre.network.vae import VAE
 
     vae = VAE.load(trained_project / "model")
     vae.set_weights([np.full_like(weights, np.nan) for weights in vae.get_weights()])
@@ -562,7 +563,8 @@ def test_missing_model_or_data_names_the_step_to_run(processed_project, tmp_path
 def test_audio_recognition_of_perfect_reconstructions_is_the_judges_own_accuracy(processed_project):
     # A perfect autoencoder gives back the real notes: each is judged by the fold that never saw
     # it, so the rate is exactly the judge's cross-validated accuracy on those notes.
-    from semantic_timbre import judge, processed_data
+    from semantic_timbre import judge
+    from semantic_timbre.data import processed_data
 
     spectrograms = processed_project / "spectrograms"
     notes = processed_data.require_spectrograms(spectrograms)
@@ -596,7 +598,8 @@ def test_audio_recognition_of_perfect_reconstructions_is_the_judges_own_accuracy
 
 
 def test_the_silhouettes_on_a_stratified_sample_say_so(trained_project, tmp_path):
-    from semantic_timbre import layout, sampling
+    from semantic_timbre import layout
+    from semantic_timbre.evaluation import sampling
 
     root = project_with(trained_project, tmp_path, lambda name: True)
     result = run_script("evaluate_timbre_generation_vae.py", "--output-dir", tmp_path / "sampled", "--sample-size",
@@ -618,7 +621,7 @@ def test_the_silhouettes_on_a_stratified_sample_say_so(trained_project, tmp_path
     notes = [n for n in layout.list_spectrograms(root / "spectrograms") if not n.is_clean]
     chosen = sampling.stratified_sample([f"{n.descriptor}|{n.pitch}" for n in notes], 9, seed=1)
     from semantic_timbre.latent import encode_notes
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     codes = encode_notes(VAE.load(root / "model"), notes, root / "spectrograms", progress=False)
     assert report["silhouette_descriptor"]["value"] == pytest.approx(evaluation.silhouette_descriptor(

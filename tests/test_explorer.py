@@ -1,4 +1,4 @@
-"""explore_timbre_space.py's app (semantic_timbre/explorer.py) through FastAPI's TestClient: every
+"""explore_timbre_space.py's app (semantic_timbre/explorer/__init__.py) through FastAPI's TestClient: every
 endpoint, the bad requests the issue names (non-audio, empty, oversized or ../ uploads, an unknown
 descriptor) answered with a JSON message and nothing written outside a temporary folder; the
 command's own checks; the latent plot's HTML offline."""
@@ -373,7 +373,7 @@ def test_the_port_is_free_again_at_once_after_the_explorer_stops():
     """Connections the server closed stay in TIME_WAIT for a minute; the port is free all the same."""
     import socket
 
-    from semantic_timbre.commands import explore_timbre_space
+    from semantic_timbre.cli import explore_timbre_space
 
     with socket.socket() as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -11,7 +11,8 @@ import pytest
 import soundfile
 
 from conftest import assert_one_line_error, run_script, run_without_tensorflow_check
-from semantic_timbre import generation, layout, processed_data, spectrogram
+from semantic_timbre import pipeline as generation, layout
+from semantic_timbre.data import processed_data, spectrogram
 
 SINGLE = "generate_single_sample.py"
 INTERPOLATION = "generate_timbre_interpolation.py"
@@ -27,7 +28,7 @@ def trained(trained_project, tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def vae(trained_project):
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     return VAE.load(trained_project / layout.MODEL_DIR)
 

@@ -12,7 +12,9 @@ import pytest
 import soundfile
 
 from conftest import assert_one_line_error, run_script, run_without_tensorflow_check
-from semantic_timbre import inference, layout, processed_data
+from semantic_timbre.runtime import inference
+from semantic_timbre import layout
+from semantic_timbre.data import processed_data
 
 SINGLE = "generate_single_sample.py"
 
@@ -25,7 +27,7 @@ def trained(trained_project, tmp_path) -> Path:
 
 
 def test_save_exports_onnx_that_computes_what_tensorflow_does(trained_project):
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     model_dir = trained_project / layout.MODEL_DIR
     assert inference.onnx_fresh(model_dir)
@@ -90,7 +92,7 @@ def test_a_damaged_or_foreign_onnx_export_is_not_fresh_and_is_exported_anew(trai
     assert set(record["files_sha256"]) == {inference.ENCODER_ONNX, inference.DECODER_ONNX}
 
     # Another model's decoder (other sizes) copied over this one's, with or without its record.
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     other = tmp_path / "other"
     VAE((512, 64, 1), (4, 4, 4, 4, 4), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 5, seed=0).save(other)
@@ -131,8 +133,9 @@ def test_both_runtimes_give_the_same_spectra_and_mostly_the_same_waveforms(train
     (Griffin-Lim, the same seed), every note's audio has the same spectral convergence to its
     spectrogram within 2e-3, and most notes the same samples within 1e-3 (not all: Griffin-Lim
     can turn the rounding differences into another phase, equally good)."""
-    from semantic_timbre import generation, spectrogram
-    from semantic_timbre.vae import VAE
+    from semantic_timbre import pipeline as generation
+    from semantic_timbre.data import spectrogram
+    from semantic_timbre.network.vae import VAE
 
     model_dir = trained_project / layout.MODEL_DIR
     onnx, vae = inference.OnnxModel(model_dir), VAE.load(model_dir)

@@ -10,7 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from semantic_timbre import judge, layout, processed_data, safe_io
+from semantic_timbre import judge, layout, safe_io
+from semantic_timbre.data import processed_data
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ import soundfile
 
 import conftest
 from conftest import REPO_ROOT, make_audio_tree, plucked_note, run_script, write_audio
-from semantic_timbre import layout, preprocessing, processed_data, safe_io, spectrogram
+from semantic_timbre import layout, safe_io
+from semantic_timbre.data import preprocessing, processed_data, spectrogram
 
 SCRIPT = "process_audio_into_spectrograms.py"
 

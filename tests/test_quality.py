@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from semantic_timbre import damage, quality
+from semantic_timbre.data import damage
+from semantic_timbre.evaluation import quality
 
 RANGE_DB = 80.0
 
@@ -127,7 +128,7 @@ def test_an_unknown_damage_is_refused():
 
 
 def test_the_loud_bin_term_is_the_squared_spectral_convergence_of_the_linear_magnitudes():
-    from semantic_timbre.vae import SPECTRAL_RANGE_DB, loud_bin_loss
+    from semantic_timbre.network.vae import SPECTRAL_RANGE_DB, loud_bin_loss
 
     rng = np.random.default_rng(0)
     target = rng.uniform(0, 1, (2, 6, 4, 1)).astype(np.float32)
@@ -145,7 +146,7 @@ def test_the_loud_bin_term_is_the_squared_spectral_convergence_of_the_linear_mag
 
 
 def test_the_envelope_term_is_the_mse_of_the_frame_energies_in_db():
-    from semantic_timbre.vae import SPECTRAL_RANGE_DB, envelope_loss
+    from semantic_timbre.network.vae import SPECTRAL_RANGE_DB, envelope_loss
 
     rng = np.random.default_rng(1)
     target = rng.uniform(0.3, 1, (2, 8, 5, 1)).astype(np.float32)
@@ -166,7 +167,7 @@ def test_the_envelope_term_is_the_mse_of_the_frame_energies_in_db():
 def test_the_spectral_loss_adds_its_terms_to_the_thesis_loss_and_the_thesis_loss_is_unchanged():
     import keras
 
-    from semantic_timbre.vae import (ENVELOPE_LOSS_WEIGHT, LOUD_LOSS_WEIGHT, RECONSTRUCTION_LOSS_WEIGHT, VAE,
+    from semantic_timbre.network.vae import (ENVELOPE_LOSS_WEIGHT, LOUD_LOSS_WEIGHT, RECONSTRUCTION_LOSS_WEIGHT, VAE,
                                      envelope_loss, loud_bin_loss)
 
     shape = ((512, 64, 1), (4, 4, 4, 4, 4), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 4)
@@ -195,7 +196,7 @@ def constant_decoder_output(upsampling):
     """The decoder's last layer before its activation, fed the same value at every position."""
     import keras
 
-    from semantic_timbre.vae import _upsample
+    from semantic_timbre.network.vae import _upsample
 
     names = iter(range(100))
     inputs = keras.Input((16, 8, 4))

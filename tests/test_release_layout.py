@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import make_audio_tree, plucked_note, run_script, write_audio
-from semantic_timbre import layout, processed_data, safe_io
+from semantic_timbre import layout, safe_io
+from semantic_timbre.data import processed_data
 
 SCRIPT = "process_audio_into_spectrograms.py"
 PICKUPS = ("bridge", "bridge-middle", "middle", "middle-neck", "neck")

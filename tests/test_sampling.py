@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semantic_timbre import sampling
+from semantic_timbre.evaluation import sampling
 
 
 def labels(counts: dict) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import plucked_note
-from semantic_timbre import spectrogram
+from semantic_timbre.data import spectrogram
 
 
 def _note_spectrogram(frequency=440.0, drive=0.0):

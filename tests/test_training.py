@@ -60,7 +60,7 @@ def trained_tiny(processed_project, tmp_path_factory) -> tuple:
 
 def test_training_lowers_the_loss_and_leaves_a_loadable_model(trained_tiny):
     from semantic_timbre import training
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     project, result = trained_tiny
     history = read_log(project)
@@ -247,7 +247,7 @@ def test_a_learning_rate_that_blows_up_is_recovered_from_and_training_finishes(t
     # activations overflow its batch-norm statistics (infinite). Recovery puts back the state the
     # epoch started from, halves the rate and goes on; the run ends with a finite model.
     from semantic_timbre import training
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     project = copy_project(trained_tiny[0], tmp_path / "project")
     result = run_script(SCRIPT, *TINY, "--epochs", 6, "--learning-rate", 1e4, "--no-batch-norm-recalibration",
@@ -318,7 +318,7 @@ def test_a_spectrogram_with_nan_values_is_named(processed_project, tmp_path):
 
 
 def test_dataset_streams_every_file_once_per_epoch_in_a_seeded_order(processed_project):
-    from semantic_timbre import dataset
+    from semantic_timbre.data import dataset
 
     paths = dataset.spectrogram_files(processed_project / "spectrograms")
     stream = iter(dataset.spectrogram_dataset(paths, 8, seed=3))
@@ -337,7 +337,7 @@ def test_dataset_streams_every_file_once_per_epoch_in_a_seeded_order(processed_p
 
 
 def test_dataset_reads_other_npy_layouts(tmp_path):
-    from semantic_timbre import dataset
+    from semantic_timbre.data import dataset
 
     rng = np.random.default_rng(0)
     plain, wide = rng.random((512, 64), dtype=np.float32), rng.random((512, 64))
@@ -407,8 +407,8 @@ def test_zero_epochs_and_bad_numbers_are_refused_before_tensorflow_starts(proces
 
 def test_the_demo_preset_trains_with_its_cosine_schedule(processed_project, tmp_path):
     # A smoke test of `make demo`'s training step: the demo architecture, batch and schedule.
-    from semantic_timbre import model_files
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network import model_files
+    from semantic_timbre.network.vae import VAE
 
     project = copy_project(processed_project, tmp_path / "project")
     result = run_script(SCRIPT, "--preset", "demo", "--epochs", 2, cwd=project)

@@ -26,7 +26,7 @@ FIXTURE_SCRIPT = REPO_ROOT / "tests" / "legacy_keras2_fixture.py"
 
 
 def real_spectrograms(project: Path) -> np.ndarray:
-    from semantic_timbre import processed_data
+    from semantic_timbre.data import processed_data
 
     notes = processed_data.require_spectrograms(project / "spectrograms")
     return np.stack([processed_data.load_spectrogram(project / "spectrograms" / note.spectrogram_name)
@@ -54,7 +54,7 @@ def spectrograms(processed_project) -> np.ndarray:
 
 
 def test_the_thesis_configuration_has_the_thesis_parameter_count():
-    from semantic_timbre.vae import THESIS_CONFIGURATION, VAE
+    from semantic_timbre.network.vae import THESIS_CONFIGURATION, VAE
 
     vae = VAE(**THESIS_CONFIGURATION)
     assert vae.count_params() == 2_766_017
@@ -84,7 +84,7 @@ def test_the_script_prints_the_thesis_summaries(tmp_path):
 def test_a_few_epochs_on_real_spectrograms_lower_the_loss(spectrograms):
     import keras
 
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     keras.utils.set_random_seed(1)
     vae = VAE(*TINY, seed=1)
@@ -108,7 +108,7 @@ def test_a_few_epochs_on_real_spectrograms_lower_the_loss(spectrograms):
 def test_the_loss_is_the_thesis_loss_on_one_batch(spectrograms):
     import keras
 
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     vae = VAE(*TINY, seed=0)
     batch = spectrograms[:4, ..., None]
@@ -126,7 +126,7 @@ def test_the_loss_is_the_thesis_loss_on_one_batch(spectrograms):
 
 def test_save_then_load_gives_identical_outputs(trained_project, spectrograms, tmp_path):
     from semantic_timbre import safe_io
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     vae = VAE.load(trained_project / "model")
     mu, log_variance, z = vae.encode(spectrograms, seed=3)
@@ -154,7 +154,7 @@ def test_save_then_load_gives_identical_outputs(trained_project, spectrograms, t
 
 
 def test_the_keras2_folder_loads_and_gives_keras2s_outputs(keras2_folder, tmp_path):
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     assert not (keras2_folder / "parameters.json").exists()  # the author's release: pickle + legacy h5
     reference = np.load(keras2_folder / "reference.npz")
@@ -178,7 +178,7 @@ def test_the_keras2_folder_loads_and_gives_keras2s_outputs(keras2_folder, tmp_pa
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_the_thesis_parameter_pickles_load(keras2_folder, tmp_path, protocol):
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     folder = tmp_path / "model"
     shutil.copytree(keras2_folder, folder)
@@ -198,7 +198,7 @@ class _RunsCode:
 
 def test_a_parameter_pickle_that_would_run_code_is_refused(keras2_folder, tmp_path):
     from semantic_timbre.safe_io import UnsafePickleError
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     marker = tmp_path / "code_ran"
     payload = pickle.dumps([_RunsCode(marker), (8, 8, 8, 8, 8), (3,) * 5, (2, 2, 2, 2, (2, 1)), 8])
@@ -216,7 +216,7 @@ def test_a_parameter_pickle_that_would_run_code_is_refused(keras2_folder, tmp_pa
 
 
 def test_missing_or_incomplete_model_folders_say_to_train_first(trained_project, tmp_path):
-    from semantic_timbre.vae import ModelFolderError, VAE
+    from semantic_timbre.network.vae import ModelFolderError, VAE
 
     with pytest.raises(ModelFolderError, match="does not exist.*run 'python train_timbre_generation_vae.py' first"):
         VAE.load(tmp_path / "nothing")
@@ -249,7 +249,7 @@ def test_missing_or_incomplete_model_folders_say_to_train_first(trained_project,
 
 def test_a_damaged_file_is_named_and_the_checkpoint_beside_it_is_kept(trained_project, tmp_path):
     # The advice must not be to delete the folder: its checkpoint is what a new run resumes from.
-    from semantic_timbre.vae import ModelFolderError, VAE
+    from semantic_timbre.network.vae import ModelFolderError, VAE
 
     folder = tmp_path / "model"
     shutil.copytree(trained_project / "model", folder)
@@ -268,7 +268,7 @@ def test_a_damaged_file_is_named_and_the_checkpoint_beside_it_is_kept(trained_pr
 
 
 def test_weights_of_another_architecture_are_refused(trained_project, keras2_folder, tmp_path):
-    from semantic_timbre.vae import ModelFolderError, VAE
+    from semantic_timbre.network.vae import ModelFolderError, VAE
 
     other = VAE((512, 64, 1), (8, 8, 8, 8, 8), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 4)
     other.save(tmp_path / "other")
@@ -290,7 +290,7 @@ def test_weights_of_another_architecture_are_refused(trained_project, keras2_fol
 
 
 def test_a_failed_save_leaves_the_previous_model_intact(trained_project, spectrograms, tmp_path):
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     folder = tmp_path / "model"
     shutil.copytree(trained_project / "model", folder)
@@ -310,7 +310,7 @@ def test_a_failed_save_leaves_the_previous_model_intact(trained_project, spectro
 
 
 def test_encoding_is_reproducible_with_a_seed(trained_project, spectrograms):
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     vae = VAE.load(trained_project / "model")
     mu, log_variance, z = vae.encode(spectrograms, seed=5)
@@ -334,7 +334,7 @@ def test_encoding_is_reproducible_with_a_seed(trained_project, spectrograms):
 def test_training_under_mixed_bfloat16(spectrograms):
     import keras
 
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -356,7 +356,7 @@ def test_training_under_mixed_bfloat16(spectrograms):
 def test_batch_norm_recalibration_makes_inference_match_training(spectrograms):
     import keras
 
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     keras.utils.set_random_seed(1)
     vae = VAE((512, 64, 1), (8, 8, 8, 8, 8), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 8, seed=1)
@@ -448,7 +448,7 @@ def test_a_script_written_as_the_thesis_wrote_its_scripts_runs_against_our_modul
 
 def test_the_thesis_module_gives_our_vae_class():
     import timbre_generation_vae
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     assert timbre_generation_vae.VAE is VAE
     with pytest.raises(AttributeError):
@@ -459,7 +459,7 @@ def test_fused_batch_normalization_trains_as_keras_batch_normalization():
     import keras
     import tensorflow as tf
 
-    from semantic_timbre.vae import FusedBatchNormalization
+    from semantic_timbre.network.vae import FusedBatchNormalization
 
     x = tf.constant(np.random.default_rng(0).normal(2, 3, (4, 8, 6, 5)).astype(np.float32))
     layers = keras.layers.BatchNormalization(), FusedBatchNormalization()
@@ -481,8 +481,8 @@ def test_fused_batch_normalization_trains_as_keras_batch_normalization():
 def test_sampling_and_kl_bound_the_log_variance_and_are_the_thesis_below_it():
     import keras
 
-    from semantic_timbre.model_files import LOG_VARIANCE_BOUND, sample_latent
-    from semantic_timbre.vae import VAE, Sampling
+    from semantic_timbre.network.model_files import LOG_VARIANCE_BOUND, sample_latent
+    from semantic_timbre.network.vae import VAE, Sampling
 
     mu = np.array([[0.5, -1.0, 2.0]], np.float32)
     log_variance = np.array([[-3.0, 1.5, 200.0]], np.float32)  # exp(200) overflows float32
@@ -512,8 +512,8 @@ def test_sampling_and_kl_bound_the_log_variance_and_are_the_thesis_below_it():
 
 
 def test_the_decoders_upsampling_and_the_loss_are_recorded_and_old_folders_read_as_the_thesis():
-    from semantic_timbre.conditioning import ModelConfig
-    from semantic_timbre.model_files import ModelFolderError
+    from semantic_timbre.network.conditioning import ModelConfig
+    from semantic_timbre.network.model_files import ModelFolderError
 
     thesis = ModelConfig.from_parameters(list(TINY))
     assert set(thesis.to_json()) == {"input_shape", "conv_filters", "conv_kernels", "conv_strides",
@@ -530,7 +530,7 @@ def test_the_decoders_upsampling_and_the_loss_are_recorded_and_old_folders_read_
 
 
 def test_a_resize_decoder_with_the_spectral_loss_saves_without_the_thesis_pickle_and_loads(spectrograms, tmp_path):
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     vae = VAE(*TINY, seed=1, upsampling="bilinear", loss="spectral")
     assert not any("transpose" in layer.name for layer in vae.decoder.layers)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import run_script
-from semantic_timbre import latent_plot, processed_data
+from semantic_timbre.latent import plot as latent_plot
+from semantic_timbre.data import processed_data
 
 SCRIPT = "visualise_latent_space.py"
 
@@ -54,7 +55,7 @@ def test_default_plot_as_the_thesis_names_it(trained_project, tmp_path):
     ("-pitch", "Visualise_VAE_Latent_Space_tSNE_PitchLabel.png"),
 ])
 def test_each_flag_writes_its_plot(trained_project, tmp_path, monkeypatch, flag, name):
-    from semantic_timbre.commands import visualise_latent_space
+    from semantic_timbre.cli import visualise_latent_space
 
     monkeypatch.chdir(tmp_path)
     assert visualise_latent_space.main([flag, "--model-dir", str(trained_project / "model"),
@@ -63,7 +64,7 @@ def test_each_flag_writes_its_plot(trained_project, tmp_path, monkeypatch, flag,
 
 
 def test_pca_output_path_and_no_html(trained_project, tmp_path):
-    from semantic_timbre.commands import visualise_latent_space
+    from semantic_timbre.cli import visualise_latent_space
 
     png = tmp_path / "plots" / "latent.png"
     assert visualise_latent_space.main(["-pitch", "--method", "pca", "--no-html", "--output", str(png),
@@ -104,7 +105,7 @@ def test_reduce_to_2d_handles_tiny_sets():
 
 def test_encode_notes_in_batches_matches_one_batch(trained_project):
     from semantic_timbre.latent import encode_notes
-    from semantic_timbre.vae import VAE
+    from semantic_timbre.network.vae import VAE
 
     vae = VAE.load(trained_project / "model")
     folder = trained_project / "spectrograms"
@@ -122,7 +123,7 @@ def test_encode_notes_in_batches_matches_one_batch(trained_project):
 
 
 def test_the_views_share_one_cached_embedding_recomputed_when_the_model_or_key_changes(trained_project, tmp_path):
-    from semantic_timbre.commands import visualise_latent_space
+    from semantic_timbre.cli import visualise_latent_space
 
     project = tmp_path / "project"
     shutil.copytree(trained_project, project)

@@ -23,9 +23,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PAGES = (REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md")))
 BLOCK = re.compile(r"(<!-- help: (?P<script>[A-Za-z0-9_]+\.py) -->\n)(?P<body>.*?)(<!-- /help -->)", re.S)
 COLUMNS = "100"
-# The command modules with a build_parser(); train_timbre_generation_vae.py's code is still at the
-# top level, so its --help is what its parse_arguments(["--help"]) prints.
-COMMANDS = ("make_demo_audio", "process_audio_into_spectrograms", "timbre_generation_vae", "visualise_latent_space",
+# The command modules (semantic_timbre/cli/), each with a build_parser().
+COMMANDS = ("make_demo_audio", "process_audio_into_spectrograms", "timbre_generation_vae",
+            "train_timbre_generation_vae", "visualise_latent_space",
             "generate_single_sample", "generate_timbre_interpolation", "evaluate_timbre_generation_vae",
             "apply_timbre_descriptor", "generate_from_description", "explore_timbre_space")
 
@@ -52,15 +52,9 @@ def help_text(script: str) -> str:
     name = Path(script).stem
     with _as_command_line(script):
         if name in COMMANDS:
-            parser = importlib.import_module(f"semantic_timbre.commands.{name}").build_parser()
+            parser = importlib.import_module(f"semantic_timbre.cli.{name}").build_parser()
             parser.prog = script
             return parser.format_help()
-        if name == "train_timbre_generation_vae":
-            module = importlib.import_module(name)
-            printed = io.StringIO()
-            with contextlib.redirect_stdout(printed), contextlib.suppress(SystemExit):
-                module.parse_arguments(["--help"])
-            return printed.getvalue()
     raise ValueError(f"no command {script}")
 
 
