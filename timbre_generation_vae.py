@@ -15,10 +15,14 @@ from semantic_timbre.cli.timbre_generation_vae import main
 
 def __getattr__(name):
     """The thesis's module API, imported on first use: VAE (and the two configurations)."""
-    if name in ("VAE", "THESIS_CONFIGURATION", "DEMO_CONFIGURATION"):
-        from semantic_timbre.network import vae as vae_module
+    if name == "VAE":
+        from semantic_timbre.network.vae import VAE
 
-        return getattr(vae_module, name)
+        return VAE
+    if name in ("THESIS_CONFIGURATION", "DEMO_CONFIGURATION"):
+        from semantic_timbre.network import config
+
+        return getattr(config, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -91,11 +91,11 @@ def main(argv=None) -> int:
         print(json.dumps(encode_all(project, arguments.encode_only)))
         return 0
 
-    from semantic_timbre.runtime import inference
+    from semantic_timbre.network import onnx_export
 
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"load average at start: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
-    if not inference.onnx_fresh(project / "model"):
+    if not onnx_export.onnx_fresh(project / "model"):
         print("exporting model/ to ONNX first")
         subprocess.run([sys.executable, "-c", "import sys; from semantic_timbre import inference; "
                         "inference.load_model(sys.argv[1], 'onnx')", str(project / "model")],

@@ -41,7 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from semantic_timbre import layout  # noqa: E402
-from semantic_timbre.network.model_files import DEMO_CONFIGURATION, THESIS_CONFIGURATION  # noqa: E402
+from semantic_timbre.network.config import DEMO_CONFIGURATION, THESIS_CONFIGURATION
 from semantic_timbre.data.spectrogram import SPECTROGRAM_SHAPE  # noqa: E402
 
 LEARNING_RATE = 0.0005

@@ -27,10 +27,10 @@ def run(setting: dict, paths, epochs: int, batch_size: int, seed: int) -> dict:
     import tensorflow as tf
 
     from semantic_timbre.data import dataset
-    from semantic_timbre.network import model_files
+    from semantic_timbre.network import config
     from semantic_timbre import training
 
-    options = training.TrainingOptions(configuration=dict(model_files.DEMO_CONFIGURATION), epochs=setting["epochs"],
+    options = training.TrainingOptions(configuration=dict(config.DEMO_CONFIGURATION), epochs=setting["epochs"],
                                        batch_size=batch_size, learning_rate=setting["learning_rate"],
                                        learning_rate_schedule="cosine", warmup_epochs=setting["warmup_epochs"],
                                        clip_gradient_norm=setting["clip"], seed=seed)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from semantic_timbre.data import notes
+from semantic_timbre import notes
 from conftest import assert_one_line_error, plucked_note, run_script, write_audio
 from semantic_timbre.latent import directions as descriptor_control
 from semantic_timbre import layout

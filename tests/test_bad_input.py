@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from semantic_timbre.data import notes
+from semantic_timbre import notes
 from conftest import REPO_ROOT, assert_one_line_error, plucked_note, run_script, write_audio
 from semantic_timbre.data import spectrogram
 

@@ -46,7 +46,7 @@ def copy_of(project: Path, tmp_path: Path) -> Path:
 
 def test_descriptor_condition_and_target():
     from semantic_timbre import layout
-    from semantic_timbre.network.conditioning import ConditionError, Conditioning
+    from semantic_timbre.network.config import ConditionError, Conditioning
 
     notes = [layout.Note("Crunch", 50, 1, 0, "1-0.wav"), layout.Note("Crunch", 100, 1, 0, "1-0.wav"),
              layout.Note("Fluttery", 0, 1, 0, "1-0.wav")]
@@ -64,7 +64,7 @@ def test_descriptor_condition_and_target():
 
 def test_perceptual_target_interpolates_between_magnitudes():
     from semantic_timbre import layout
-    from semantic_timbre.network.conditioning import Conditioning, ModelConfig
+    from semantic_timbre.network.config import Conditioning, ModelConfig
 
     notes = [layout.Note("Fuzz", 50, 1, f, "x.wav") for f in (0, 1)] + [layout.Note("Fuzz", 100, 1, 0, "x.wav"),
                                                                         layout.Note("Fluttery", 0, 1, 0, "x.wav")]
@@ -224,6 +224,7 @@ def test_every_command_with_conditioned_models(conditioned_project, tmp_path):
 
 def test_conditioned_models_export_to_onnx_and_both_runtimes_agree(conditioned_project, tmp_path):
     from semantic_timbre.runtime import inference
+    from semantic_timbre.network import onnx_export
     from semantic_timbre.data import processed_data
     from semantic_timbre.network.vae import VAE
 
@@ -232,7 +233,7 @@ def test_conditioned_models_export_to_onnx_and_both_runtimes_agree(conditioned_p
     batch = np.stack([processed_data.load_spectrogram(project / "spectrograms" / n.spectrogram_name) for n in notes])
     for kind in ("descriptor", "perceptual"):
         model_dir = project / f"model_{kind}"
-        assert inference.onnx_fresh(model_dir)  # written by the training's save
+        assert onnx_export.onnx_fresh(model_dir)  # written by the training's save
         onnx, vae = inference.OnnxModel(model_dir), VAE.load(model_dir)
         conditions = np.random.default_rng(0).random((len(batch), vae.conditioning.size), dtype=np.float32)
         for ours, theirs in zip(onnx.encode(batch, seed=1, conditions=conditions),

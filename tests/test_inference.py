@@ -13,6 +13,7 @@ import soundfile
 
 from conftest import assert_one_line_error, run_script, run_without_tensorflow_check
 from semantic_timbre.runtime import inference
+from semantic_timbre.network import onnx_export
 from semantic_timbre import layout
 from semantic_timbre.data import processed_data
 
@@ -30,9 +31,9 @@ def test_save_exports_onnx_that_computes_what_tensorflow_does(trained_project):
     from semantic_timbre.network.vae import VAE
 
     model_dir = trained_project / layout.MODEL_DIR
-    assert inference.onnx_fresh(model_dir)
-    record = json.loads((model_dir / inference.ONNX_RECORD).read_text())
-    assert record["weights_sha256"] == inference.weights_fingerprint(model_dir)
+    assert onnx_export.onnx_fresh(model_dir)
+    record = json.loads((model_dir / onnx_export.ONNX_RECORD).read_text())
+    assert record["weights_sha256"] == onnx_export.weights_fingerprint(model_dir)
     onnx, vae = inference.OnnxModel(model_dir), VAE.load(model_dir)
     assert (onnx.latent_space_dimension, onnx.conditioning, onnx.config) == (8, vae.conditioning, vae.config)
     notes = processed_data.require_spectrograms(trained_project / layout.SPECTROGRAMS_DIR)
@@ -50,13 +51,13 @@ def test_save_exports_onnx_that_computes_what_tensorflow_does(trained_project):
 
 def test_first_use_exports_then_both_runtimes_write_the_same_audio(trained):
     model_dir = trained / layout.MODEL_DIR
-    for name in (inference.ENCODER_ONNX, inference.DECODER_ONNX, inference.ONNX_RECORD):
+    for name in (onnx_export.ENCODER_ONNX, onnx_export.DECODER_ONNX, onnx_export.ONNX_RECORD):
         (model_dir / name).unlink()
     args = (SINGLE, "Crunch", "100", "E4", "--use-mean", "--seed", "4")
     result = run_script(*args, "--output-dir", "tf", cwd=trained)
     assert result.returncode == 0, result.stderr
     assert "runtime: TensorFlow" in result.stderr and "writing it for next time" in result.stderr
-    assert inference.onnx_fresh(model_dir)
+    assert onnx_export.onnx_fresh(model_dir)
     result, tensorflow_started = run_without_tensorflow_check(*args, "--runtime", "onnx", "--output-dir", "onnx",
                                                               cwd=trained)
     assert result.returncode == 0, result.stderr
@@ -71,42 +72,42 @@ def test_first_use_exports_then_both_runtimes_write_the_same_audio(trained):
     # New weights make the export stale: auto runs TensorFlow again and exports anew.
     with open(model_dir / "parameters.json", "a") as handle:
         handle.write("\n")
-    assert not inference.onnx_fresh(model_dir)
+    assert not onnx_export.onnx_fresh(model_dir)
     result = run_script(*args, "--runtime", "auto", "--output-dir", "tf", cwd=trained)
     assert result.returncode == 0 and "runtime: TensorFlow" in result.stderr, result.stderr
-    assert inference.onnx_fresh(model_dir)
+    assert onnx_export.onnx_fresh(model_dir)
 
 
 def test_a_damaged_or_foreign_onnx_export_is_not_fresh_and_is_exported_anew(trained, trained_project, tmp_path):
     """The freshness check covers the .onnx files' own sha256: a damaged file, or another model's
     export copied in (here a conditioned model's decoder), is exported again, never used."""
     model_dir = trained / layout.MODEL_DIR
-    assert inference.onnx_fresh(model_dir)
-    (model_dir / inference.ENCODER_ONNX).write_bytes(b"not onnx")
-    assert not inference.onnx_fresh(model_dir)
+    assert onnx_export.onnx_fresh(model_dir)
+    (model_dir / onnx_export.ENCODER_ONNX).write_bytes(b"not onnx")
+    assert not onnx_export.onnx_fresh(model_dir)
     result = run_script(SINGLE, "Crunch", "100", "E4", "--runtime", "onnx", "--use-mean", "--seed", 4,
                         "--output-dir", "onnx", cwd=trained)
     assert result.returncode == 0, result.stderr
-    assert "exporting" in result.stderr and inference.onnx_fresh(model_dir)
-    record = json.loads((model_dir / inference.ONNX_RECORD).read_text())
-    assert set(record["files_sha256"]) == {inference.ENCODER_ONNX, inference.DECODER_ONNX}
+    assert "exporting" in result.stderr and onnx_export.onnx_fresh(model_dir)
+    record = json.loads((model_dir / onnx_export.ONNX_RECORD).read_text())
+    assert set(record["files_sha256"]) == {onnx_export.ENCODER_ONNX, onnx_export.DECODER_ONNX}
 
     # Another model's decoder (other sizes) copied over this one's, with or without its record.
     from semantic_timbre.network.vae import VAE
 
     other = tmp_path / "other"
     VAE((512, 64, 1), (4, 4, 4, 4, 4), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 5, seed=0).save(other)
-    good = (model_dir / inference.DECODER_ONNX).read_bytes()
-    shutil.copy(other / inference.DECODER_ONNX, model_dir / inference.DECODER_ONNX)
-    assert not inference.onnx_fresh(model_dir)
+    good = (model_dir / onnx_export.DECODER_ONNX).read_bytes()
+    shutil.copy(other / onnx_export.DECODER_ONNX, model_dir / onnx_export.DECODER_ONNX)
+    assert not onnx_export.onnx_fresh(model_dir)
     # Forcing the record to match (a hand-made copy): the sessions' inputs are checked too.
-    record["files_sha256"][inference.DECODER_ONNX] = inference._file_sha256(model_dir / inference.DECODER_ONNX)
-    (model_dir / inference.ONNX_RECORD).write_text(json.dumps(record))
-    assert inference.onnx_fresh(model_dir)
+    record["files_sha256"][onnx_export.DECODER_ONNX] = onnx_export._file_sha256(model_dir / onnx_export.DECODER_ONNX)
+    (model_dir / onnx_export.ONNX_RECORD).write_text(json.dumps(record))
+    assert onnx_export.onnx_fresh(model_dir)
     result = run_script(SINGLE, "Crunch", "100", "E4", "--runtime", "onnx", "--output-dir", "bad", cwd=trained)
     assert_one_line_error(result, "decoder.onnx takes", "another model's export", "--runtime tensorflow")
     assert not (trained / "bad" / "generated" / "0.wav").exists()
-    (model_dir / inference.DECODER_ONNX).write_bytes(good)
+    (model_dir / onnx_export.DECODER_ONNX).write_bytes(good)
 
 
 def test_an_export_killed_midway_leaves_no_temporary_file_behind_for_long(trained):
@@ -116,13 +117,13 @@ def test_an_export_killed_midway_leaves_no_temporary_file_behind_for_long(traine
     import time
 
     model_dir = trained / layout.MODEL_DIR
-    stale = model_dir / f".{inference.DECODER_ONNX}.0123456789ab.tmp.onnx"
-    young = model_dir / f".{inference.ENCODER_ONNX}.ba9876543210.tmp.onnx"
+    stale = model_dir / f".{onnx_export.DECODER_ONNX}.0123456789ab.tmp.onnx"
+    young = model_dir / f".{onnx_export.ENCODER_ONNX}.ba9876543210.tmp.onnx"
     stale.write_bytes(b"")
     young.write_bytes(b"")
     old = time.time() - 3600
     os.utime(stale, (old, old))
-    (model_dir / inference.ONNX_RECORD).unlink()
+    (model_dir / onnx_export.ONNX_RECORD).unlink()
     result = run_script(SINGLE, "Crunch", "100", "E4", "--runtime", "onnx", cwd=trained)
     assert result.returncode == 0, result.stderr
     assert not stale.exists() and young.exists()

@@ -51,7 +51,7 @@ def test_every_top_level_script_is_a_shim_calling_the_commands_main():
 
 def test_one_error_root_that_the_library_imports_from_errors_py():
     from semantic_timbre import cli, errors
-    from semantic_timbre.network.model_files import ModelFolderError
+    from semantic_timbre.network.config import ModelFolderError
     from semantic_timbre.data.processed_data import ProcessedDataError
 
     assert cli.UserError is errors.UserError  # the old import still works

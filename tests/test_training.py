@@ -407,7 +407,7 @@ def test_zero_epochs_and_bad_numbers_are_refused_before_tensorflow_starts(proces
 
 def test_the_demo_preset_trains_with_its_cosine_schedule(processed_project, tmp_path):
     # A smoke test of `make demo`'s training step: the demo architecture, batch and schedule.
-    from semantic_timbre.network import model_files
+    from semantic_timbre.network import config
     from semantic_timbre.network.vae import VAE
 
     project = copy_project(processed_project, tmp_path / "project")
@@ -418,8 +418,8 @@ def test_the_demo_preset_trains_with_its_cosine_schedule(processed_project, tmp_
     history = read_log(project)
     assert [row["epoch"] for row in history] == [1, 2] and all(np.isfinite(row["loss"]) for row in history)
     vae = VAE.load(project / "model")
-    assert vae.parameters[1] == list(model_files.DEMO_CONFIGURATION["conv_filters"])
-    assert vae.latent_space_dimension == model_files.DEMO_CONFIGURATION["latent_space_dimension"]
+    assert vae.parameters[1] == list(config.DEMO_CONFIGURATION["conv_filters"])
+    assert vae.latent_space_dimension == config.DEMO_CONFIGURATION["latent_space_dimension"]
 
 
 def test_bfloat16_on_a_cpu_without_it_is_refused_before_tensorflow_starts(processed_project, tmp_path):

@@ -54,7 +54,8 @@ def spectrograms(processed_project) -> np.ndarray:
 
 
 def test_the_thesis_configuration_has_the_thesis_parameter_count():
-    from semantic_timbre.network.vae import THESIS_CONFIGURATION, VAE
+    from semantic_timbre.network.config import THESIS_CONFIGURATION
+    from semantic_timbre.network.vae import VAE
 
     vae = VAE(**THESIS_CONFIGURATION)
     assert vae.count_params() == 2_766_017
@@ -216,7 +217,8 @@ def test_a_parameter_pickle_that_would_run_code_is_refused(keras2_folder, tmp_pa
 
 
 def test_missing_or_incomplete_model_folders_say_to_train_first(trained_project, tmp_path):
-    from semantic_timbre.network.vae import ModelFolderError, VAE
+    from semantic_timbre.network.config import ModelFolderError
+    from semantic_timbre.network.vae import VAE
 
     with pytest.raises(ModelFolderError, match="does not exist.*run 'python train_timbre_generation_vae.py' first"):
         VAE.load(tmp_path / "nothing")
@@ -249,7 +251,8 @@ def test_missing_or_incomplete_model_folders_say_to_train_first(trained_project,
 
 def test_a_damaged_file_is_named_and_the_checkpoint_beside_it_is_kept(trained_project, tmp_path):
     # The advice must not be to delete the folder: its checkpoint is what a new run resumes from.
-    from semantic_timbre.network.vae import ModelFolderError, VAE
+    from semantic_timbre.network.config import ModelFolderError
+    from semantic_timbre.network.vae import VAE
 
     folder = tmp_path / "model"
     shutil.copytree(trained_project / "model", folder)
@@ -268,7 +271,8 @@ def test_a_damaged_file_is_named_and_the_checkpoint_beside_it_is_kept(trained_pr
 
 
 def test_weights_of_another_architecture_are_refused(trained_project, keras2_folder, tmp_path):
-    from semantic_timbre.network.vae import ModelFolderError, VAE
+    from semantic_timbre.network.config import ModelFolderError
+    from semantic_timbre.network.vae import VAE
 
     other = VAE((512, 64, 1), (8, 8, 8, 8, 8), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 4)
     other.save(tmp_path / "other")
@@ -481,7 +485,7 @@ def test_fused_batch_normalization_trains_as_keras_batch_normalization():
 def test_sampling_and_kl_bound_the_log_variance_and_are_the_thesis_below_it():
     import keras
 
-    from semantic_timbre.network.model_files import LOG_VARIANCE_BOUND, sample_latent
+    from semantic_timbre.network.latent_sampling import LOG_VARIANCE_BOUND, sample_latent
     from semantic_timbre.network.vae import VAE, Sampling
 
     mu = np.array([[0.5, -1.0, 2.0]], np.float32)
@@ -512,8 +516,8 @@ def test_sampling_and_kl_bound_the_log_variance_and_are_the_thesis_below_it():
 
 
 def test_the_decoders_upsampling_and_the_loss_are_recorded_and_old_folders_read_as_the_thesis():
-    from semantic_timbre.network.conditioning import ModelConfig
-    from semantic_timbre.network.model_files import ModelFolderError
+    from semantic_timbre.network.config import ModelConfig
+    from semantic_timbre.network.config import ModelFolderError
 
     thesis = ModelConfig.from_parameters(list(TINY))
     assert set(thesis.to_json()) == {"input_shape", "conv_filters", "conv_kernels", "conv_strides",

@@ -20,8 +20,9 @@ from semantic_timbre import layout
 from semantic_timbre.cli import run_main
 from semantic_timbre.cli.generation_options import add_inversion_options, parse_generation_arguments
 from semantic_timbre.runtime.inference import add_model_options
-from semantic_timbre.network.model_files import ModelFolderError, check_model_config
-from semantic_timbre.data.notes import check_output, read_note
+from semantic_timbre.network.config import ModelFolderError
+from semantic_timbre.network.model_files import check_model_config
+from semantic_timbre.notes import check_output, read_note
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from semantic_timbre.cli import run_main
 from semantic_timbre.cli.generation_options import add_inversion_options, parse_generation_arguments
 from semantic_timbre.pipeline import PICKUP_HELP
 from semantic_timbre.runtime.inference import add_model_options
-from semantic_timbre.data.notes import check_output, clean_note
+from semantic_timbre.notes import check_output, clean_note
 
 
 def build_parser() -> argparse.ArgumentParser:

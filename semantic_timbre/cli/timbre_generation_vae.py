@@ -34,8 +34,9 @@ def main(argv=None) -> int:
     arguments = parse_arguments(argv)
     quiet_tensorflow()
     from semantic_timbre.network import vae as vae_module
+    from semantic_timbre.network import config
 
-    configuration = vae_module.DEMO_CONFIGURATION if arguments.demo else vae_module.THESIS_CONFIGURATION
+    configuration = config.DEMO_CONFIGURATION if arguments.demo else config.THESIS_CONFIGURATION
     vae = vae_module.VAE(**configuration)
     vae.summary()
     name = "demo" if arguments.demo else "thesis"

@@ -14,7 +14,7 @@ import sys
 from semantic_timbre.cli import check_seeds, quiet_tensorflow, run_main
 from semantic_timbre.errors import UserError
 
-# The demo preset's training (its architecture is model_files.DEMO_CONFIGURATION): under 10 minutes
+# The demo preset's training (its architecture is config.DEMO_CONFIGURATION): under 10 minutes
 # on two CPU cores, measured by bench/bench_demo_quality.py. A few epochs need a faster start than
 # the thesis's 0.0005, and a cosine decay lets the last epochs settle. 40 epochs: at 16 the resize
 # decoder with the spectral loss kept only 0.40 of its notes nearest a real note of their own
@@ -116,9 +116,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
 
 def configuration_of(arguments) -> dict:
-    from semantic_timbre.network import model_files
+    from semantic_timbre.network import config
 
-    base = model_files.DEMO_CONFIGURATION if arguments.preset == "demo" else model_files.THESIS_CONFIGURATION
+    base = config.DEMO_CONFIGURATION if arguments.preset == "demo" else config.THESIS_CONFIGURATION
     configuration = dict(base)
     if arguments.filters:
         if len(arguments.filters) != len(base["conv_filters"]) or min(arguments.filters) < 1:

@@ -188,7 +188,7 @@ class Explorer:
     def generate(self, descriptor: str, magnitude: float, pitch: str, pickup: str | None = None) -> bytes:
         """As generate_from_description.py: the clean note at `pitch` (with the pickup variant
         `pickup`, if given) moved to the description."""
-        from semantic_timbre.data.notes import clean_note
+        from semantic_timbre.notes import clean_note
 
         from semantic_timbre.network import conditioning
         from semantic_timbre.latent import directions as descriptor_control
@@ -228,7 +228,7 @@ class Explorer:
     def apply(self, data: bytes, filename: str, descriptor: str, magnitude: float, stop=None) -> bytes:
         """An uploaded note (bytes) with the descriptor applied; decoded in a temporary folder only.
         `stop` (a threading.Event): once set, the work ends at the next stage (RequestStopped)."""
-        from semantic_timbre.data.notes import read_note
+        from semantic_timbre.notes import read_note
 
         from semantic_timbre.latent import directions as descriptor_control
 

@@ -28,11 +28,12 @@ import numpy as np
 
 from semantic_timbre import layout, safe_io
 from semantic_timbre.backend import quiet_tensorflow
-from semantic_timbre.network.latent_sampling import LOG_VARIANCE_BOUND, bound_log_variance, reparameterize, sample_latent  # noqa: F401
-from semantic_timbre.network.model_files import (  # noqa: F401  (re-exported: the model folder's API)
-    DEMO_CONFIGURATION, PARAMETER_NAMES, PARAMETERS_JSON, PARAMETERS_PICKLE, RUN_TRAINING, THESIS_CONFIGURATION,
-    WEIGHTS_FILE, ModelFolderError, _as_tuples, check_model_config, check_model_folder, check_parameters,
-    read_legacy_weights, read_parameters, spectrogram_batch, write_legacy_weights)
+from semantic_timbre.network.config import Conditioning, ModelConfig, ModelFolderError, _as_tuples, check_parameters
+from semantic_timbre.network.keras2_format import read_legacy_weights, write_legacy_weights
+from semantic_timbre.network.latent_sampling import bound_log_variance, reparameterize, sample_latent
+from semantic_timbre.network.model_files import (PARAMETERS_JSON, PARAMETERS_PICKLE, WEIGHTS_FILE, check_model_config,
+                                                 check_model_folder, spectrogram_batch)
+from semantic_timbre.network.onnx_export import try_export_onnx
 
 quiet_tensorflow()
 
@@ -233,7 +234,7 @@ class VAE(keras.Model):
         stride is an int or a (height, width) pair
     latent_space_dimension : size of the latent space
     seed : optional seed of the sampling layer used in training (None: Keras's global seed)
-    conditioning : conditioning.Conditioning or None (the thesis's unconditioned VAE). A
+    conditioning : config.Conditioning or None (the thesis's unconditioned VAE). A
         conditioned model's encoder and decoder take named inputs {"spectrogram" or "z",
         "condition"}; its methods take `conditions` (N, conditioning.size), one row per note.
 
@@ -241,7 +242,7 @@ class VAE(keras.Model):
     ----------
     encoder : keras.Model, spectrograms (N, *input_shape) -> [mu, log_variance, z]
     decoder : keras.Model, latent codes (N, latent) -> spectrograms (N, *input_shape) in [0, 1]
-    config : conditioning.ModelConfig, the architecture and the conditioning
+    config : config.ModelConfig, the architecture and the conditioning
     model : the whole model decoder(encoder(x)) (the VAE itself), the thesis's attribute
     latent_space_dimension : int
     parameters : the thesis's list [input_shape, conv_filters, conv_kernels, conv_strides,
@@ -250,8 +251,6 @@ class VAE(keras.Model):
 
     def __init__(self, input_shape, conv_filters, conv_kernels, conv_strides, latent_space_dimension,
                  seed=None, name="vae", conditioning=None, upsampling="transposed", loss="thesis", **kwargs):
-        from semantic_timbre.network.conditioning import Conditioning, ModelConfig
-
         parameters = check_parameters([input_shape, conv_filters, conv_kernels, conv_strides,
                                        latent_space_dimension], "the VAE's parameters")
         super().__init__(name=name, **kwargs)
@@ -281,7 +280,7 @@ class VAE(keras.Model):
 
     @classmethod
     def from_config(cls, config, seed=None) -> "VAE":
-        """Build the model a conditioning.ModelConfig describes."""
+        """Build the model a config.ModelConfig describes."""
         return cls(*config.parameters, seed=seed, conditioning=config.conditioning, upsampling=config.upsampling,
                    loss=config.loss)
 
@@ -540,8 +539,6 @@ class VAE(keras.Model):
         if not config.thesis_buildable:
             (folder / PARAMETERS_PICKLE).unlink(missing_ok=True)
         if onnx:
-            from semantic_timbre.runtime.inference import try_export_onnx
-
             try_export_onnx(self, folder)
 
     @classmethod

@@ -1,11 +1,8 @@
 """Running a trained model: with ONNX Runtime (no TensorFlow: answers in well under a second) or
 with TensorFlow (the VAE itself).
 
-A model folder's ONNX export lies beside its weights: encoder.onnx (spectrograms, and a
-conditioned model's condition -> mu, log_variance), decoder.onnx (z, and the condition ->
-spectrograms) and onnx.json, which records the sha256 of the weights and parameter files they were
-exported from. VAE.save writes them; a folder that lacks them (the author's released model) gets
-them on first use. They are "fresh" while that fingerprint matches the folder's files.
+A model folder's ONNX export (network/onnx_export.py) lies beside its weights; a folder that lacks
+it (the author's released model) gets it on first use.
 
 Both runtimes have the same interface, the VAE's: `encode(spectrograms, batch_size, seed, *,
 conditions=None) -> (mu, log_variance, z)`, `decode(z, batch_size, *, conditions=None)`,
@@ -16,23 +13,19 @@ neither TensorFlow nor Keras unless a TensorFlow model is asked for or an export
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from semantic_timbre import layout, safe_io
+from semantic_timbre import layout
 from semantic_timbre.errors import UserError
 from semantic_timbre.network.latent_sampling import sample_latent
-from semantic_timbre.network.model_files import (PARAMETERS_JSON, PARAMETERS_PICKLE, WEIGHTS_FILE, ModelFolderError, check_model_config,
-                          spectrogram_batch)
+from semantic_timbre.network.config import ModelFolderError
+from semantic_timbre.network.model_files import check_model_config, spectrogram_batch
+from semantic_timbre.network.onnx_export import (DECODER_ONNX, ENCODER_ONNX, ONNX_RECORD, export_onnx, onnx_fresh,
+                                                 try_export_onnx)
 
-ENCODER_ONNX = "encoder.onnx"
-DECODER_ONNX = "decoder.onnx"
-ONNX_RECORD = "onnx.json"
 RUNTIMES = ("auto", "onnx", "tensorflow")
 
 
@@ -61,108 +54,6 @@ def add_model_options(parser, *, spectrograms_help: str = "processed spectrogram
     parser.add_argument("--minmax-dir", default=layout.MINMAX_DIR, help=minmax_help)
     if audio_help is not None:
         parser.add_argument("--audio-dir", default=layout.AUDIO_DIR, help=audio_help)
-
-
-def weights_fingerprint(folder) -> str:
-    """sha256 over the model folder's weights.h5 and parameter files (what an export came from)."""
-    folder = Path(folder)
-    digest = hashlib.sha256()
-    for name in (WEIGHTS_FILE, PARAMETERS_JSON, PARAMETERS_PICKLE):
-        path = folder / name
-        if path.is_file():
-            digest.update(name.encode() + b"\0")
-            safe_io.update_digest(digest, path)
-    return digest.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    return safe_io.update_digest(hashlib.sha256(), path).hexdigest()
-
-
-def onnx_fresh(folder) -> bool:
-    """Whether `folder` holds an ONNX export made from its current weights and parameters: the
-    record's fingerprint of those is theirs now, and the .onnx files are the ones it recorded
-    (their sha256: another model's export copied in is not fresh)."""
-    folder = Path(folder)
-    try:
-        record = json.loads((folder / ONNX_RECORD).read_text())
-        if not (isinstance(record, dict) and record.get("weights_sha256") == weights_fingerprint(folder)):
-            return False
-        files = record.get("files_sha256")
-        return isinstance(files, dict) and all(
-            (folder / name).is_file() and files.get(name) == _file_sha256(folder / name)
-            for name in (ENCODER_ONNX, DECODER_ONNX))
-    except (OSError, ValueError):
-        return False
-
-
-STALE_TEMPORARY_SECONDS = 120  # a temporary export file older than this is from an export that died
-
-
-def remove_stale_temporaries(folder) -> list[Path]:
-    """Remove the temporary files of exports that were killed (kill -9, a power cut) before they
-    could clean up: `.encoder.onnx.<random>.tmp.onnx` and the like, older than two minutes (a
-    younger one may be another process's export under way)."""
-    import time
-
-    removed = []
-    for name in (ENCODER_ONNX, DECODER_ONNX, ONNX_RECORD):
-        for path in Path(folder).glob(f".{name}.*.tmp*"):
-            try:
-                if time.time() - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:
-                    path.unlink()
-                    removed.append(path)
-            except OSError:
-                pass
-    return removed
-
-
-def export_onnx(vae, folder) -> list[Path]:
-    """Export `vae` (a semantic_timbre.network.vae.VAE, loaded from or saved to `folder`) to ONNX beside its
-    weights; return the files written. Each is written to a temporary name and renamed into place,
-    the record last, so an interrupted export is never taken for a fresh one."""
-    import keras
-    import tensorflow as tf
-
-    folder = Path(folder)
-    remove_stale_temporaries(folder)
-    fingerprint = weights_fingerprint(folder)
-    size = vae.conditioning.size
-
-    def spec(shape, name):
-        return tf.TensorSpec((None, *shape), tf.float32, name=name)
-
-    condition = {"condition": spec((size,), "condition")} if size else {}
-    encoder = keras.Model(vae.encoder.inputs, vae.encoder.outputs[:2])  # mu, log_variance: z is drawn in numpy
-    signatures = {
-        ENCODER_ONNX: (encoder, {"spectrogram": spec(vae.spectrogram_shape, "spectrogram"), **condition}
-                       if size else spec(vae.spectrogram_shape, "spectrogram")),
-        DECODER_ONNX: (vae.decoder, {"z": spec((vae.latent_space_dimension,), "z"), **condition}
-                       if size else spec((vae.latent_space_dimension,), "z")),
-    }
-    written = []
-    for name, (model, signature) in signatures.items():
-        with safe_io.atomic_path(folder / name) as temporary, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tf2onnx's deprecation notices
-            model.export(str(temporary), format="onnx", verbose=False, input_signature=[signature])
-        written.append(folder / name)
-    record = {"weights_sha256": fingerprint, "encoder": ENCODER_ONNX, "decoder": DECODER_ONNX,
-              "files_sha256": {path.name: _file_sha256(path) for path in written},
-              "conditioning": vae.conditioning.kind, "keras": keras.__version__, "tensorflow": tf.__version__}
-    safe_io.write_bytes_atomic(folder / ONNX_RECORD, (json.dumps(record, indent=1) + "\n").encode())
-    return written + [folder / ONNX_RECORD]
-
-
-def try_export_onnx(vae, folder) -> bool:
-    """export_onnx, with a one-line warning instead of a failure (the weights are what matters:
-    commands then run with TensorFlow)."""
-    try:
-        export_onnx(vae, folder)
-        return True
-    except Exception as error:  # noqa: BLE001  (tf2onnx or a read-only folder: the model is still usable)
-        print(f"warning: could not export {folder}/ to ONNX ({type(error).__name__}: {error}); "
-              f"commands will run it with TensorFlow", file=sys.stderr)
-        return False
 
 
 def _onnxruntime_available() -> bool:

@@ -222,7 +222,7 @@ def _fingerprint_differences(stored: dict, current: dict, model_dir) -> list[str
     differences = []
     stored_parameters, parameters = stored.get("parameters"), current["parameters"]
     if stored_parameters != parameters:
-        from semantic_timbre.network.model_files import PARAMETER_NAMES
+        from semantic_timbre.network.config import PARAMETER_NAMES
 
         if isinstance(stored_parameters, list) and len(stored_parameters) == len(PARAMETER_NAMES):
             differences += [f"{name} {new} here, {old} in the checkpoint" for name, old, new
@@ -619,7 +619,7 @@ def warmup_steps(options: TrainingOptions, steps_per_epoch: int) -> int:
 def build_vae(configuration: dict, learning_rate, xla: bool = True, conditioning=None,
               clip_gradient_norm: float | None = None):
     """Build and compile the VAE of a configuration dict (vae.THESIS_CONFIGURATION's keys) and a
-    conditioning.Conditioning (None: unconditioned); `learning_rate` is a number or a Keras
+    config.Conditioning (None: unconditioned); `learning_rate` is a number or a Keras
     schedule; `clip_gradient_norm` clips the gradients' global norm (None: no clipping)."""
     from semantic_timbre.network import vae as vae_module
 
@@ -654,7 +654,7 @@ def check_options(options: TrainingOptions) -> None:
         raise UserError("--mixed-precision bfloat16 needs a GPU or a CPU with bfloat16 instructions (AVX512_BF16 "
                         "or AMX); this CPU has neither and would emulate them, many times slower than float32: "
                         "train without --mixed-precision")
-    from semantic_timbre.network.conditioning import CONDITIONINGS
+    from semantic_timbre.network.config import CONDITIONINGS
 
     if options.conditioning not in CONDITIONINGS:
         raise UserError(f"unknown conditioning '{options.conditioning}': choose {', '.join(CONDITIONINGS)}")
@@ -664,19 +664,20 @@ def training_conditions(options: TrainingOptions, training_paths, validation_pat
     """(Conditioning or None, training conditions, validation conditions) of a run: each file's
     condition, the perceptual features normalised over the training files only."""
     from semantic_timbre.network import conditioning
+    from semantic_timbre.network import config
 
     if options.conditioning == "none":
         return None, None, None
     training_notes = [layout.parse_spectrogram_name(Path(path).name) for path in training_paths]
     validation_notes = [layout.parse_spectrogram_name(Path(path).name) for path in validation_paths]
     if options.conditioning == "descriptor":
-        spec = conditioning.Conditioning.descriptor(training_notes)
+        spec = config.Conditioning.descriptor(training_notes)
     else:
         from semantic_timbre.data.perceptual import note_features
 
         features = note_features(training_notes + validation_notes, audio_dir=options.audio_dir,
                                  minmax_dir=options.minmax_dir, log=options.log)
-        spec = conditioning.Conditioning.perceptual(training_notes, features[:len(training_notes)])
+        spec = config.Conditioning.perceptual(training_notes, features[:len(training_notes)])
     conditions = conditioning.note_conditions(spec, training_notes + validation_notes,
                                               audio_dir=options.audio_dir, minmax_dir=options.minmax_dir)
     return spec, conditions[:len(training_notes)], conditions[len(training_notes):]
