@@ -126,12 +126,13 @@ def shown(value) -> str:
 def descriptor_judge(arguments):
     """The audio-domain descriptor judge, from its cache beside the processed data or trained now;
     a str saying why there is none when the processed data cannot train one."""
-    from semantic_timbre import judge as judge_module
     from semantic_timbre.data.processed_data import ProcessedDataError
+    from semantic_timbre.judge.cache import load_or_train_judge
+    from semantic_timbre.judge.classifier import JudgeUnavailable
 
     try:
-        judge = judge_module.load_or_train_judge(arguments.spectrograms_dir, arguments.minmax_dir, progress=True)
-    except judge_module.JudgeUnavailable as error:
+        judge = load_or_train_judge(arguments.spectrograms_dir, arguments.minmax_dir, progress=True)
+    except JudgeUnavailable as error:
         print(f"descriptor judge: none ({error})")
         return str(error)
     except ProcessedDataError as error:  # a note the encoded selection does not use may lack its min/max
