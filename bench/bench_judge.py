@@ -1,6 +1,6 @@
 """Benchmark of the audio judge's robustness: real notes damaged to a log-spectral distance.
 
-Trains the descriptor judge (semantic_timbre/judge/__init__.py) on the processed notes twice, with its
+Trains the descriptor judge (semantic_timbre/judge/) on the processed notes twice, with its
 descriptor-agnostic augmentation (the judge the evaluation uses) and without it, then damages a
 seeded random choice of the real non-clean notes with additive noise and with blur
 (damage.damage_to_lsd) to each LSD asked for, and judges each damaged note with the

@@ -96,7 +96,7 @@ def read_name_list(path: Path) -> list[str]:
 
 def choose_held_out(arguments, notes) -> tuple[list[str], str, str]:
     """Return (held-out names among `notes`, how they were chosen, why there are none if so)."""
-    from semantic_timbre.evaluation import held_out_split
+    from semantic_timbre.evaluation.run import held_out_split
 
     names = [note.spectrogram_name for note in notes]
     split_file = Path(arguments.compare[0] if arguments.compare else arguments.model_dir) / VALIDATION_SPLIT_FILE
@@ -126,12 +126,13 @@ def shown(value) -> str:
 def descriptor_judge(arguments):
     """The audio-domain descriptor judge, from its cache beside the processed data or trained now;
     a str saying why there is none when the processed data cannot train one."""
-    from semantic_timbre import judge as judge_module
     from semantic_timbre.data.processed_data import ProcessedDataError
+    from semantic_timbre.judge.cache import load_or_train_judge
+    from semantic_timbre.judge.classifier import JudgeUnavailable
 
     try:
-        judge = judge_module.load_or_train_judge(arguments.spectrograms_dir, arguments.minmax_dir, progress=True)
-    except judge_module.JudgeUnavailable as error:
+        judge = load_or_train_judge(arguments.spectrograms_dir, arguments.minmax_dir, progress=True)
+    except JudgeUnavailable as error:
         print(f"descriptor judge: none ({error})")
         return str(error)
     except ProcessedDataError as error:  # a note the encoded selection does not use may lack its min/max
@@ -211,11 +212,11 @@ def comparison_name(folder) -> str:
 def evaluate_folder(arguments, model_dir, output_dir, notes, min_max, held_out, split, no_held_out_reason, judge,
                     conditions) -> dict:
     """Evaluate the model in `model_dir`, write its report in `output_dir`, print it; return the report."""
-    from semantic_timbre import evaluation
+    from semantic_timbre.evaluation.run import evaluate_model, write_evaluation
     from semantic_timbre.runtime.inference import load_model
 
     vae = load_model(model_dir, arguments.runtime)
-    results, _ = evaluation.evaluate_model(
+    results, _ = evaluate_model(
         vae, notes, arguments.spectrograms_dir, min_max, held_out, seed=arguments.seed,
         griffin_lim_iterations=arguments.griffin_lim_iters, max_inverted_notes=arguments.inverted_notes,
         transfer_magnitude=arguments.transfer_magnitude, transfer_clean_notes=arguments.transfer_clean_notes,
@@ -239,7 +240,7 @@ def evaluate_folder(arguments, model_dir, output_dir, notes, min_max, held_out, 
         "quadratic_metrics": results["silhouette_descriptor"].details.get("sampling", "every note"),
         "descriptor_judge": judge if isinstance(judge, str) else judge.status,
     }
-    report = evaluation.write_evaluation(output_dir, results, run)
+    report = write_evaluation(output_dir, results, run)
     output = Path(output_dir)
     print(f"wrote {output / 'report.json'} and {output / 'report.md'}")
     for key, entry in report.items():
