@@ -1,4 +1,4 @@
-"""explore_timbre_space.py's app (semantic_timbre/explorer/__init__.py) through FastAPI's TestClient: every
+"""explore_timbre_space.py's app (semantic_timbre/explorer/) through FastAPI's TestClient: every
 endpoint, the bad requests the issue names (non-audio, empty, oversized or ../ uploads, an unknown
 descriptor) answered with a JSON message and nothing written outside a temporary folder; the
 command's own checks; the latent plot's HTML offline."""
