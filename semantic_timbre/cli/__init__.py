@@ -47,6 +47,16 @@ def run_main(main, argv=None) -> int:
         return 130
 
 
+def entry_point(main):
+    """A command's console entry point (pyproject.toml's scripts): a function of no arguments that
+    runs `main` on sys.argv with run_main's one-line errors and returns the exit status."""
+    def run() -> int:
+        return run_main(main)
+
+    run.__doc__ = f"{main.__module__}.main with one-line errors (the console entry point)."
+    return run
+
+
 def describe_os_error(error: OSError) -> str:
     """One line for an OSError: what failed, where, and what to do."""
     where = f" ({error.filename})" if error.filename and str(error.filename) not in str(error.strerror) else ""

@@ -13,11 +13,10 @@ existing file only with --overwrite.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import run_main
+from semantic_timbre.cli import entry_point
 from semantic_timbre.cli.generation_options import add_inversion_options, parse_generation_arguments
 from semantic_timbre.runtime.inference import add_model_options
 from semantic_timbre.network.config import ModelFolderError
@@ -146,10 +145,4 @@ def main(argv=None) -> int:
     return 0
 
 
-def run() -> int:
-    """The console entry point `semantic-timbre-apply-descriptor` (pyproject.toml): main() with one-line errors."""
-    return run_main(main)
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))
+run = entry_point(main)  # `semantic-timbre-apply-descriptor` (pyproject.toml)

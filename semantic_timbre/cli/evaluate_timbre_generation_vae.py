@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from semantic_timbre.cli import check_seeds, run_main
+from semantic_timbre.cli import check_seeds, entry_point
 from semantic_timbre.errors import UserError
 from semantic_timbre.runtime.inference import add_model_options
 
@@ -264,10 +263,4 @@ def evaluate_folder(arguments, model_dir, output_dir, notes, min_max, held_out, 
     return report
 
 
-def run() -> int:
-    """The console entry point `semantic-timbre-evaluate` (pyproject.toml): main() with one-line errors."""
-    return run_main(main)
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))
+run = entry_point(main)  # `semantic-timbre-evaluate` (pyproject.toml)

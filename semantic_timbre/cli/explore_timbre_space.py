@@ -11,7 +11,7 @@ import argparse
 import socket
 import sys
 
-from semantic_timbre.cli import run_main
+from semantic_timbre.cli import entry_point
 from semantic_timbre.errors import UserError
 from semantic_timbre.cli.generation_options import add_inversion_options, parse_generation_arguments
 from semantic_timbre.runtime.inference import add_model_options
@@ -68,10 +68,4 @@ def main(argv=None) -> int:
     return 0
 
 
-def run() -> int:
-    """The console entry point `semantic-timbre-explore` (pyproject.toml): main() with one-line errors."""
-    return run_main(main)
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))
+run = entry_point(main)  # `semantic-timbre-explore` (pyproject.toml)

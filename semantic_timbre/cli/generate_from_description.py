@@ -12,11 +12,10 @@ singlesample/generated/<DESCRIPTOR><MAGNITUDE>_<PITCH>.wav by default.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import run_main
+from semantic_timbre.cli import entry_point
 from semantic_timbre.cli.generation_options import add_inversion_options, parse_generation_arguments
 from semantic_timbre.pipeline import PICKUP_HELP
 from semantic_timbre.runtime.inference import add_model_options
@@ -105,10 +104,4 @@ def main(argv=None) -> int:
     return 0
 
 
-def run() -> int:
-    """The console entry point `semantic-timbre-generate-from-description` (pyproject.toml): main() with one-line errors."""
-    return run_main(main)
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))
+run = entry_point(main)  # `semantic-timbre-generate-from-description` (pyproject.toml)

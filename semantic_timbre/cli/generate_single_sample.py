@@ -7,11 +7,10 @@ Writes singlesample/generated/0.wav and singlesample/original/0.wav (24-bit PCM,
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import run_main
+from semantic_timbre.cli import entry_point
 from semantic_timbre.cli.generation_options import (add_generation_options, allowed_values_help,
                                                         generation_settings, parse_generation_arguments,
                                                         prepare_generation, print_written)
@@ -46,10 +45,4 @@ def main(argv=None) -> int:
     return print_written(f"generated from {Path(arguments.spectrograms_dir) / note.spectrogram_name}:", written)
 
 
-def run() -> int:
-    """The console entry point `semantic-timbre-generate-sample` (pyproject.toml): main() with one-line errors."""
-    return run_main(main)
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))
+run = entry_point(main)  # `semantic-timbre-generate-sample` (pyproject.toml)

@@ -8,11 +8,10 @@ interpolated_samples/original/0.wav and 1.wav (24-bit PCM, 22,050 Hz).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from semantic_timbre import layout
-from semantic_timbre.cli import run_main
+from semantic_timbre.cli import entry_point
 from semantic_timbre.cli.generation_options import (add_generation_options, allowed_values_help,
                                                         generation_settings, parse_generation_arguments,
                                                         prepare_generation, print_written)
@@ -57,10 +56,4 @@ def main(argv=None) -> int:
                          written)
 
 
-def run() -> int:
-    """The console entry point `semantic-timbre-interpolate` (pyproject.toml): main() with one-line errors."""
-    return run_main(main)
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))
+run = entry_point(main)  # `semantic-timbre-interpolate` (pyproject.toml)

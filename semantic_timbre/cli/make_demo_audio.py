@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 from semantic_timbre.data import demo_audio
 from semantic_timbre import layout
-from semantic_timbre.cli import check_seeds, run_main
+from semantic_timbre.cli import check_seeds, entry_point
 from semantic_timbre.errors import UserError
 
 
@@ -140,10 +139,4 @@ def main(argv=None) -> int:
     return 0
 
 
-def run() -> int:
-    """The console entry point `semantic-timbre-make-demo-audio` (pyproject.toml): main() with one-line errors."""
-    return run_main(main)
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))
+run = entry_point(main)  # `semantic-timbre-make-demo-audio` (pyproject.toml)

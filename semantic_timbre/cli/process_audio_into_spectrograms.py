@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from semantic_timbre import layout
-from semantic_timbre.cli import run_main
+from semantic_timbre.cli import entry_point
 from semantic_timbre.errors import UserError
 
 
@@ -78,10 +78,4 @@ def main(argv=None) -> int:
     return 0
 
 
-def run() -> int:
-    """The console entry point `semantic-timbre-preprocess` (pyproject.toml): main() with one-line errors."""
-    return run_main(main)
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))
+run = entry_point(main)  # `semantic-timbre-preprocess` (pyproject.toml)

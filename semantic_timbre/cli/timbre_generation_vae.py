@@ -11,9 +11,8 @@ the thesis's own training and generation scripts import it (TensorFlow is import
 from __future__ import annotations
 
 import argparse
-import sys
 
-from semantic_timbre.cli import quiet_tensorflow, run_main
+from semantic_timbre.cli import entry_point, quiet_tensorflow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,12 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_arguments(argv=None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
-
-
 def main(argv=None) -> int:
-    arguments = parse_arguments(argv)
+    arguments = build_parser().parse_args(argv)
     quiet_tensorflow()
     from semantic_timbre.network import vae as vae_module
     from semantic_timbre.network import config
@@ -46,10 +41,4 @@ def main(argv=None) -> int:
     return 0
 
 
-def run() -> int:
-    """The console entry point `semantic-timbre-summary` (pyproject.toml): main() with one-line errors."""
-    return run_main(main)
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))
+run = entry_point(main)  # `semantic-timbre-summary` (pyproject.toml)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-from semantic_timbre.cli import check_seeds, quiet_tensorflow, run_main
+from semantic_timbre.cli import check_seeds, entry_point, quiet_tensorflow
 from semantic_timbre.errors import UserError
 
 # The demo preset's training (its architecture is config.DEMO_CONFIGURATION): under 10 minutes
@@ -192,10 +191,4 @@ def main(argv=None) -> int:
     return 0
 
 
-def run() -> int:
-    """The console entry point `semantic-timbre-train` (pyproject.toml): main() with one-line errors."""
-    return run_main(main)
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))
+run = entry_point(main)  # `semantic-timbre-train` (pyproject.toml)

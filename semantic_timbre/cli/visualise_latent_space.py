@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from semantic_timbre.cli import check_seeds, run_main
+from semantic_timbre.cli import check_seeds, entry_point
 from semantic_timbre.errors import UserError
 from semantic_timbre.runtime.inference import add_model_options
 
@@ -140,10 +140,4 @@ def main(argv=None) -> int:
     return 0
 
 
-def run() -> int:
-    """The console entry point `semantic-timbre-visualise` (pyproject.toml): main() with one-line errors."""
-    return run_main(main)
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))
+run = entry_point(main)  # `semantic-timbre-visualise` (pyproject.toml)
