@@ -1,9 +1,11 @@
 """Generating notes with a trained VAE: finding the notes asked for, encoding, interpolating,
-inverting and writing numbered WAV files.
+inverting and writing numbered WAV files; the `Pipeline`, one object from a note to audio over a
+project's folders, strings these steps together.
 
 Only the one or two spectrograms a command needs are read: a note is found by its file name, and
 the spectrograms folder is listed (names only) just to explain what is there when a request
-cannot be met. Nothing here imports TensorFlow; the model is passed in.
+cannot be met. Nothing here imports TensorFlow; the functions take the model, the Pipeline loads it
+(runtime.inference) on first use, from the model folder's configuration read once.
 """
 
 from __future__ import annotations
@@ -437,3 +439,105 @@ def generate_interpolation(vae, first, second, steps, spectrograms_dir=layout.SP
     output_dir = Path(output_dir)
     return write_outputs({output_dir / layout.GENERATED_SUBDIR: generated,
                           output_dir / layout.ORIGINAL_SUBDIR: originals}, notice)
+
+
+# ---------------------------------------------------------------------------------------------
+# One object from a note to audio
+
+
+class Pipeline:
+    """One object from a note to audio over a project's folders: find the notes, load their
+    spectrograms and min/max, their conditions, encode, decode, invert, write.
+
+    The model folder's configuration is read and checked once, when first needed (`config`: after
+    the notes are found and read, so that a missing note is reported before a missing model, as
+    the commands always have), and passed on to the runtime; the model itself is loaded on first
+    use (`model`: TensorFlow starts only then, and only for --runtime tensorflow or a folder
+    without a fresh ONNX export).
+
+    Parameters
+    ----------
+    model_dir, spectrograms_dir, minmax_dir, audio_dir : the project's folders (audio_dir: a
+        perceptual-conditioned model's notes' audio, for features not yet cached)
+    runtime : "auto", "onnx" or "tensorflow" (runtime.inference.load_model)
+    """
+
+    def __init__(self, model_dir=layout.MODEL_DIR, spectrograms_dir=layout.SPECTROGRAMS_DIR,
+                 minmax_dir=layout.MINMAX_DIR, audio_dir=layout.AUDIO_DIR, runtime: str = "auto"):
+        self.model_dir, self.spectrograms_dir = model_dir, spectrograms_dir
+        self.minmax_dir, self.audio_dir, self.runtime = minmax_dir, audio_dir, runtime
+        self._config = self._model = None
+
+    @property
+    def config(self):
+        """The model folder's network.config.ModelConfig, read and checked (without TensorFlow) once."""
+        if self._config is None:
+            from semantic_timbre.network.model_files import check_model_config
+
+            self._config = check_model_config(self.model_dir)
+        return self._config
+
+    @property
+    def model(self):
+        """The model for inference (an OnnxModel or the VAE), loaded on first use from `config`."""
+        if self._model is None:
+            from semantic_timbre.runtime.inference import load_model
+
+            self._model = load_model(self.model_dir, self.runtime, config=self.config)
+        return self._model
+
+    def find(self, descriptor: str, magnitude, pitch: str, string: int | None = None,
+             pickup: str | None = None) -> layout.Note:
+        """The note asked for (find_note_with_pickup: NoteRequestError says what the data has)."""
+        return find_note_with_pickup(descriptor, magnitude, pitch, string, self.spectrograms_dir, pickup)
+
+    def load(self, notes):
+        """(spectrograms (N, 512, 64), [(min, max), ...]) of `notes` (load_notes)."""
+        return load_notes(notes, self.spectrograms_dir, self.minmax_dir)
+
+    def conditions(self, notes):
+        """The notes' own conditions (N, size) for a conditioned model, None for the thesis's."""
+        from semantic_timbre.network.conditioning import note_conditions
+
+        return note_conditions(self.config.conditioning, notes, audio_dir=self.audio_dir, minmax_dir=self.minmax_dir)
+
+    def encode(self, spectrograms, conditions=None, use_mean: bool = False, seed=None) -> np.ndarray:
+        """Latent codes of spectrograms (N, 512, 64): a sampled z, or mu with `use_mean`."""
+        return encode_spectrograms(self.model, spectrograms, use_mean=use_mean, seed=seed, conditions=conditions)
+
+    def decode(self, z, conditions=None) -> np.ndarray:
+        """Spectrograms (N, 512, 64, 1) in [0, 1] of latent codes (N, latent)."""
+        return self.model.decode(z, conditions=conditions)
+
+    @staticmethod
+    def invert(normalised, original_min: float, original_max: float, n_iter: int = 32,
+               thesis_inversion: bool = False, seed=None) -> np.ndarray:
+        """A [0, 1] spectrogram de-normalised and inverted to audio (invert)."""
+        return invert(normalised, original_min, original_max, n_iter, thesis_inversion, seed)
+
+    def _prepare(self, notes, output_dir):
+        """What generating does first, in this order: the notes' spectrograms and min/max read,
+        their conditions checked, the output folders checked (it creates them), then the model
+        loaded. Returns (loaded, conditions, model)."""
+        loaded = self.load(notes)
+        conditions = self.conditions(notes)
+        check_output_folders(output_dir)  # last before the model: it creates them
+        return loaded, conditions, self.model
+
+    def single_sample(self, note, output_dir=layout.SINGLE_SAMPLE_DIR, use_mean: bool = False, seed=None,
+                      n_iter: int = 32, thesis_inversion: bool = False, notice=print) -> list[Path]:
+        """generate_single_sample: output_dir/generated/0.wav and output_dir/original/0.wav."""
+        loaded, conditions, model = self._prepare([note], output_dir)
+        return generate_single_sample(model, note, self.spectrograms_dir, self.minmax_dir, output_dir,
+                                      use_mean=use_mean, seed=seed, n_iter=n_iter, thesis_inversion=thesis_inversion,
+                                      notice=notice, loaded=loaded, conditions=conditions)
+
+    def interpolation(self, first, second, steps: int, output_dir=layout.INTERPOLATION_DIR, use_mean: bool = False,
+                      seed=None, n_iter: int = 32, thesis_inversion: bool = False, progress: bool = False,
+                      notice=print) -> list[Path]:
+        """generate_interpolation: output_dir/generated/0..steps-1.wav and output_dir/original/0.wav, 1.wav."""
+        loaded, conditions, model = self._prepare([first, second], output_dir)
+        return generate_interpolation(model, first, second, steps, self.spectrograms_dir, self.minmax_dir,
+                                      output_dir, use_mean=use_mean, seed=seed, n_iter=n_iter,
+                                      thesis_inversion=thesis_inversion, progress=progress, notice=notice,
+                                      loaded=loaded, conditions=conditions)

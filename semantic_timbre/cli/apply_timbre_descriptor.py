@@ -58,11 +58,14 @@ def default_output(input_path: Path, descriptor: str, magnitude: float) -> Path:
             / f"{input_path.stem}_{descriptor}{magnitude:g}.wav")
 
 
-def conditioned_model_applies(arguments, input_path, normalised, conditioning, native_window):
+def conditioned_model_applies(arguments, input_path, normalised, config, native_window):
     """The note decoded with the description's condition by a conditioned model (its own condition:
     a clean note's for a descriptor model, for a perceptual one the timbral features of the 0.74 s
-    the model encodes, `native_window` = (samples at the file's rate, rate))."""
+    the model encodes, `native_window` = (samples at the file's rate, rate)); `config`: the model
+    folder's, checked already."""
     from semantic_timbre.latent import directions as descriptor_control
+
+    conditioning = config.conditioning
 
     conditioning.target(arguments.descriptor, arguments.magnitude)  # a descriptor it never saw: said first
     if conditioning.kind == "descriptor":
@@ -73,14 +76,15 @@ def conditioned_model_applies(arguments, input_path, normalised, conditioning, n
         own = conditioning.of_features(window_features(*native_window, name=input_path))[0]
     from semantic_timbre.runtime.inference import load_model
 
-    vae = load_model(arguments.model_dir, arguments.runtime)
+    vae = load_model(arguments.model_dir, arguments.runtime, config=config)
     print(f"generating from the description with the {conditioning.kind}-conditioned model")
     return descriptor_control.apply_description(vae, normalised, arguments.descriptor, arguments.magnitude,
                                                 own_condition=own)
 
 
-def direction_applies(arguments, normalised):
-    """The note moved along the descriptor's latent direction (the unconditioned model)."""
+def direction_applies(arguments, normalised, config):
+    """The note moved along the descriptor's latent direction (the unconditioned model; `config`:
+    the model folder's, checked already)."""
     from semantic_timbre.latent import directions as descriptor_control
     from semantic_timbre.data import processed_data
 
@@ -92,7 +96,7 @@ def direction_applies(arguments, normalised):
             f"{', '.join(present) if present else '(none: only clean notes)'}")
     from semantic_timbre.runtime.inference import load_model
 
-    vae = load_model(arguments.model_dir, arguments.runtime)
+    vae = load_model(arguments.model_dir, arguments.runtime, config=config)
     directions, computed = descriptor_control.load_or_compute_directions(
         vae, arguments.model_dir, arguments.spectrograms_dir, arguments.minmax_dir)
     cache = Path(arguments.model_dir) / descriptor_control.DIRECTIONS_FILE_NAME
@@ -130,9 +134,9 @@ def main(argv=None) -> int:
         processed_data.require_spectrograms(arguments.spectrograms_dir)  # the first step missing is named first
         raise
     if config.conditioned:
-        decoded = conditioned_model_applies(arguments, input_path, normalised, config.conditioning, native_window)
+        decoded = conditioned_model_applies(arguments, input_path, normalised, config, native_window)
     else:
-        decoded = direction_applies(arguments, normalised)
+        decoded = direction_applies(arguments, normalised, config)
     # De-normalised with the input's own min and max: the model predicts the shape of the
     # spectrogram in [0, 1], and the input's level range is the best estimate of the result's.
     audio = spectrogram.spectrogram_to_audio(decoded, low, high, n_iter=arguments.griffin_lim_iters,

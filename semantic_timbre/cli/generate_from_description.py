@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     from semantic_timbre.data import spectrogram
     from semantic_timbre.runtime.inference import load_model
 
-    vae = load_model(arguments.model_dir, arguments.runtime)
+    vae = load_model(arguments.model_dir, arguments.runtime, config=config)
     directions = None
     if not config.conditioned:
         directions, _ = descriptor_control.load_or_compute_directions(

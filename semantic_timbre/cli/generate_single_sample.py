@@ -13,7 +13,7 @@ from semantic_timbre import layout
 from semantic_timbre.cli import entry_point
 from semantic_timbre.cli.generation_options import (add_generation_options, allowed_values_help,
                                                         generation_settings, parse_generation_arguments,
-                                                        prepare_generation, print_written)
+                                                        pipeline_of, print_written)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,17 +31,13 @@ def parse_arguments(argv):
 
 
 def main(argv=None) -> int:
-    from semantic_timbre.pipeline import find_note_with_pickup, generate_single_sample
-
     arguments = parse_arguments(argv)
     # Everything that can be wrong with the request, the data, the model folder or the output
     # folders is reported before TensorFlow starts and before any file is written.
-    note = find_note_with_pickup(arguments.descriptor, arguments.magnitude, arguments.pitch, arguments.string,
-                                 arguments.spectrograms_dir, arguments.pickup)
-    loaded, conditions, vae = prepare_generation(arguments, [note])
-    written = generate_single_sample(vae, note, arguments.spectrograms_dir, arguments.minmax_dir,
-                                     arguments.output_dir, loaded=loaded, conditions=conditions,
-                                     **generation_settings(arguments))
+    pipeline = pipeline_of(arguments)
+    note = pipeline.find(arguments.descriptor, arguments.magnitude, arguments.pitch, arguments.string,
+                         arguments.pickup)
+    written = pipeline.single_sample(note, arguments.output_dir, **generation_settings(arguments))
     return print_written(f"generated from {Path(arguments.spectrograms_dir) / note.spectrogram_name}:", written)
 
 

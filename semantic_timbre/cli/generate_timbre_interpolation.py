@@ -14,7 +14,7 @@ from semantic_timbre import layout
 from semantic_timbre.cli import entry_point
 from semantic_timbre.cli.generation_options import (add_generation_options, allowed_values_help,
                                                         generation_settings, parse_generation_arguments,
-                                                        prepare_generation, print_written)
+                                                        pipeline_of, print_written)
 from semantic_timbre.pipeline import INTERPOLATION_STEPS
 
 
@@ -39,17 +39,16 @@ def parse_arguments(argv):
 
 
 def main(argv=None) -> int:
-    from semantic_timbre.pipeline import check_steps, find_note_with_pickup, generate_interpolation
+    from semantic_timbre.pipeline import check_steps
 
     arguments = parse_arguments(argv)
     steps = check_steps(arguments.steps)
-    first = find_note_with_pickup(arguments.descriptor1, arguments.magnitude1, arguments.pitch1, arguments.string,
-                                  arguments.spectrograms_dir, arguments.pickup)
-    second = find_note_with_pickup(arguments.descriptor2, arguments.magnitude2, arguments.pitch2, arguments.string,
-                                   arguments.spectrograms_dir, arguments.pickup)
-    loaded, conditions, vae = prepare_generation(arguments, [first, second])
-    written = generate_interpolation(vae, first, second, steps, arguments.spectrograms_dir, arguments.minmax_dir,
-                                     arguments.output_dir, progress=True, loaded=loaded, conditions=conditions,
+    pipeline = pipeline_of(arguments)
+    first = pipeline.find(arguments.descriptor1, arguments.magnitude1, arguments.pitch1, arguments.string,
+                          arguments.pickup)
+    second = pipeline.find(arguments.descriptor2, arguments.magnitude2, arguments.pitch2, arguments.string,
+                           arguments.pickup)
+    written = pipeline.interpolation(first, second, steps, arguments.output_dir, progress=True,
                                      **generation_settings(arguments))
     folder = Path(arguments.spectrograms_dir)
     return print_written(f"interpolated from {folder / first.spectrogram_name} to {folder / second.spectrogram_name}:",

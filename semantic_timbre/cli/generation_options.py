@@ -61,30 +61,20 @@ def parse_generation_arguments(parser: argparse.ArgumentParser, argv):
     return arguments
 
 
-def note_conditions(arguments, notes):
-    """The notes' own conditions for a conditioned model (None for the thesis's), checked with the
-    model folder before TensorFlow starts."""
-    from semantic_timbre.network.conditioning import conditions_for_model
+def pipeline_of(arguments):
+    """The pipeline.Pipeline over the folders and --runtime the commands' options name. Generating
+    with it does, in this order: the notes' spectrograms and min/max read, their conditions checked
+    (the model folder's configuration read and checked then, once, without TensorFlow), the output
+    folders checked (they are created), then the model loaded."""
+    from semantic_timbre.pipeline import Pipeline
 
-    return conditions_for_model(arguments.model_dir, notes, audio_dir=arguments.audio_dir,
-                                minmax_dir=arguments.minmax_dir)
-
-
-def prepare_generation(arguments, notes):
-    """What both commands do before they generate, in this order: the notes' spectrograms and
-    min/max read, their conditions checked, the output folders checked (last: it creates them),
-    then the model loaded. Returns (loaded, conditions, model)."""
-    from semantic_timbre.pipeline import check_output_folders, load_notes
-
-    loaded = load_notes(notes, arguments.spectrograms_dir, arguments.minmax_dir)
-    conditions = note_conditions(arguments, notes)
-    check_output_folders(arguments.output_dir)  # last: it creates them
-    return loaded, conditions, load_model(arguments.model_dir, arguments.runtime)
+    return Pipeline(arguments.model_dir, arguments.spectrograms_dir, arguments.minmax_dir, arguments.audio_dir,
+                    arguments.runtime)
 
 
 def generation_settings(arguments) -> dict:
-    """The keyword arguments of generation.generate_single_sample and generate_interpolation
-    that come from the shared options."""
+    """The keyword arguments of Pipeline.single_sample and Pipeline.interpolation that come from
+    the shared options."""
     return {"use_mean": arguments.use_mean, "seed": arguments.seed, "n_iter": arguments.griffin_lim_iters,
             "thesis_inversion": arguments.thesis_inversion}
 
@@ -95,10 +85,3 @@ def print_written(heading: str, written) -> int:
     for path in written:
         print(path)
     return 0
-
-
-def load_model(model_dir, runtime="auto"):
-    """The model for inference (inference.load_model: checked before any runtime starts)."""
-    from semantic_timbre.runtime import inference
-
-    return inference.load_model(model_dir, runtime)

@@ -542,8 +542,12 @@ class VAE(keras.Model):
             try_export_onnx(self, folder)
 
     @classmethod
-    def load(cls, folder=layout.MODEL_DIR):
+    def load(cls, folder=layout.MODEL_DIR, *, config=None):
         """Load a model folder: ours or the author's released one (parameters.pkl + Keras 2 weights.h5).
+
+        `config`: the folder's configuration as check_model_config returned it, when the caller
+        has checked the folder already; the model is then built from it and the parameter files
+        are not read again (only weights.h5 is read, and checked against it).
 
         Raises
         ------
@@ -553,9 +557,12 @@ class VAE(keras.Model):
             If parameters.pkl would build anything but plain data (nothing of it runs).
         """
         folder = Path(folder)
-        config = check_model_config(folder)
-        # The thesis's model keeps its parameters as its files give them (tuples from the pickle).
-        vae = cls.from_config(config) if config.extended else cls(*check_model_folder(folder))
+        if config is not None:
+            vae = cls.from_config(config)
+        else:
+            config = check_model_config(folder)
+            # The thesis's model keeps its parameters as its files give them (tuples from the pickle).
+            vae = cls.from_config(config) if config.extended else cls(*check_model_folder(folder))
         read_legacy_weights(folder / WEIGHTS_FILE, vae, config.to_json() if config.extended else config.parameters)
         return vae
 

@@ -69,13 +69,15 @@ class OnnxModel:
     ----------
     folder : the model folder (its ONNX export must be fresh: see `load_model`)
     threads : ONNX Runtime's intra-op threads (0: its default, one per core)
+    config : the folder's checked configuration (check_model_config), when the caller has read it
+        already; by default the folder's parameters are read and checked here
     """
 
-    def __init__(self, folder=layout.MODEL_DIR, threads: int = 0):
+    def __init__(self, folder=layout.MODEL_DIR, threads: int = 0, *, config=None):
         import onnxruntime
 
         folder = Path(folder)
-        self.config = check_model_config(folder)
+        self.config = check_model_config(folder) if config is None else config
         self.conditioning = self.config.conditioning
         self.parameters = self.config.parameters
         self.latent_space_dimension = int(self.parameters[4])
@@ -146,7 +148,7 @@ class OnnxModel:
         return self.decode(z, batch_size=batch_size, conditions=conditions), z
 
 
-def load_model(folder=layout.MODEL_DIR, runtime: str = "auto", log=None):
+def load_model(folder=layout.MODEL_DIR, runtime: str = "auto", log=None, *, config=None):
     """Load a model folder for inference: an OnnxModel or the TensorFlow VAE.
 
     Parameters
@@ -154,6 +156,10 @@ def load_model(folder=layout.MODEL_DIR, runtime: str = "auto", log=None):
     runtime : "auto" (ONNX when its export is fresh for the weights, else TensorFlow, exporting the
         ONNX files for next time), "onnx" (exported first when needed) or "tensorflow"
     log : where the runtime chosen by "auto" is said (default: a line on stderr)
+    config : the folder's configuration as check_model_config returned it, when the caller has
+        checked the folder already (the Pipeline does): its parameters are then not read again,
+        here or by the runtime. The ONNX export's freshness is checked either way (its
+        fingerprint hashes the weights and parameter files: it is what refuses a stale export).
 
     The folder is checked without TensorFlow first (ModelFolderError names what is wrong).
     """
@@ -162,7 +168,8 @@ def load_model(folder=layout.MODEL_DIR, runtime: str = "auto", log=None):
     log = log or (lambda message: print(message, file=sys.stderr))
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: choose {', '.join(RUNTIMES)}")
-    check_model_config(folder)
+    if config is None:
+        config = check_model_config(folder)
     fresh = onnx_fresh(folder)
     if runtime != "tensorflow" and not _onnxruntime_available():
         if runtime == "onnx":
@@ -176,12 +183,12 @@ def load_model(folder=layout.MODEL_DIR, runtime: str = "auto", log=None):
             quiet_tensorflow()
             from semantic_timbre.network.vae import VAE
 
-            export_onnx(VAE.load(folder), folder)
-        return OnnxModel(folder)
+            export_onnx(VAE.load(folder, config=config), folder)
+        return OnnxModel(folder, config=config)
     quiet_tensorflow()
     from semantic_timbre.network.vae import VAE
 
-    vae = VAE.load(folder)
+    vae = VAE.load(folder, config=config)
     if runtime == "auto":
         log(f"runtime: TensorFlow ({folder}/ has no ONNX export for its current weights; writing it for next time)")
         try_export_onnx(vae, folder)
