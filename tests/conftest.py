@@ -231,3 +231,13 @@ def trained_project(processed_project, tmp_path_factory) -> Path:
     vae.recalibrate_batch_norm([spectrograms])
     vae.save(root / layout.MODEL_DIR)
     return root
+
+
+@pytest.fixture
+def trained(trained_project, tmp_path) -> Path:
+    """A private copy of the session's trained project (the fixture itself is read-only)."""
+    import shutil
+
+    root = tmp_path / "project"
+    shutil.copytree(trained_project, root)
+    return root

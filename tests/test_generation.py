@@ -18,13 +18,6 @@ SINGLE = "generate_single_sample.py"
 INTERPOLATION = "generate_timbre_interpolation.py"
 
 
-@pytest.fixture
-def trained(trained_project, tmp_path) -> Path:
-    """A private copy of the session's trained project (the fixture itself is read-only)."""
-    root = tmp_path / "project"
-    shutil.copytree(trained_project, root)
-    return root
-
 
 @pytest.fixture(scope="module")
 def vae(trained_project):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,12 +18,6 @@ from semantic_timbre.data import processed_data
 
 SINGLE = "generate_single_sample.py"
 
-
-@pytest.fixture
-def trained(trained_project, tmp_path) -> Path:
-    root = tmp_path / "project"
-    shutil.copytree(trained_project, root)
-    return root
 
 
 def test_save_exports_onnx_that_computes_what_tensorflow_does(trained_project):

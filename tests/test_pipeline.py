@@ -4,7 +4,6 @@ the model folder's parameters once."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +16,6 @@ from semantic_timbre import layout
 SINGLE = "generate_single_sample.py"
 INTERPOLATION = "generate_timbre_interpolation.py"
 
-
-@pytest.fixture
-def trained(trained_project, tmp_path) -> Path:
-    """A private copy of the session's trained project (the fixture itself is read-only)."""
-    root = tmp_path / "project"
-    shutil.copytree(trained_project, root)
-    return root
 
 
 def pipeline_of(root: Path, runtime: str = "auto"):

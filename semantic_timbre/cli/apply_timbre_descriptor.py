@@ -49,10 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_arguments(argv):
-    return parse_generation_arguments(build_parser(), argv)
-
-
 def default_output(input_path: Path, descriptor: str, magnitude: float) -> Path:
     return (Path(layout.SINGLE_SAMPLE_DIR) / layout.GENERATED_SUBDIR
             / f"{input_path.stem}_{descriptor}{magnitude:g}.wav")
@@ -112,7 +108,7 @@ def direction_applies(arguments, normalised, config):
 
 
 def main(argv=None) -> int:
-    arguments = parse_arguments(argv)
+    arguments = parse_generation_arguments(build_parser(), argv)
     from semantic_timbre.latent.directions import check_request
 
     arguments.descriptor = layout.canonical_descriptor(arguments.descriptor)

@@ -40,10 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_arguments(argv):
-    return parse_generation_arguments(build_parser(), argv)
-
-
 def parse_magnitude(text: str) -> float:
     from semantic_timbre.latent.directions import DescriptorRequestError
 
@@ -55,7 +51,7 @@ def parse_magnitude(text: str) -> float:
 
 
 def main(argv=None) -> int:
-    arguments = parse_arguments(argv)
+    arguments = parse_generation_arguments(build_parser(), argv)
     from semantic_timbre.network import conditioning
     from semantic_timbre.latent import directions as descriptor_control
     from semantic_timbre import pipeline as generation

@@ -26,12 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_arguments(argv):
-    return parse_generation_arguments(build_parser(), argv)
-
-
 def main(argv=None) -> int:
-    arguments = parse_arguments(argv)
+    arguments = parse_generation_arguments(build_parser(), argv)
     # Everything that can be wrong with the request, the data, the model folder or the output
     # folders is reported before TensorFlow starts and before any file is written.
     pipeline = pipeline_of(arguments)

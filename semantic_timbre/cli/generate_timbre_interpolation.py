@@ -34,14 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_arguments(argv):
-    return parse_generation_arguments(build_parser(), argv)
-
-
 def main(argv=None) -> int:
     from semantic_timbre.pipeline import check_steps
 
-    arguments = parse_arguments(argv)
+    arguments = parse_generation_arguments(build_parser(), argv)
     steps = check_steps(arguments.steps)
     pipeline = pipeline_of(arguments)
     first = pipeline.find(arguments.descriptor1, arguments.magnitude1, arguments.pitch1, arguments.string,
