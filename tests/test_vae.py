@@ -546,3 +546,42 @@ def test_a_resize_decoder_with_the_spectral_loss_saves_without_the_thesis_pickle
     assert (loaded.config.upsampling, loaded.config.loss) == ("bilinear", "spectral")
     mu, _, _ = vae.encode(spectrograms[:2])
     np.testing.assert_allclose(loaded.decode(mu), vae.decode(mu), atol=1e-5)
+
+
+def test_the_fast_kernel_gradient_is_keras_s_own_within_float32_round_off():
+    """FastGradientConv2D / FastGradientConv2DTranspose (the thesis's 512- and 256-filter layers):
+    the same outputs and input gradients as Keras's layers with the same weights, and the kernel
+    gradient from one matrix product equal to TensorFlow's Conv2DBackpropFilter to float32 round-off."""
+    import keras
+    import tensorflow as tf
+
+    from semantic_timbre.network.vae import (FastGradientConv2D, FastGradientConv2DTranspose,
+                                             _fast_filter_gradient_applies)
+
+    rng = np.random.default_rng(0)
+    cases = [(FastGradientConv2D, keras.layers.Conv2D, (2, 64, 64, 256), 128, (2, 64, 64, 256)),
+             (FastGradientConv2DTranspose, keras.layers.Conv2DTranspose, (2, 32, 32, 128), 256, (2, 64, 64, 256))]
+    for fast_class, keras_class, shape, filters, large in cases:
+        fast = fast_class(filters, 3, strides=2, padding="same")
+        plain = keras_class(filters, 3, strides=2, padding="same")
+        fast.build(shape)
+        plain.build(shape)
+        plain.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.05 for w in fast.get_weights()])
+        fast.set_weights(plain.get_weights())
+        assert _fast_filter_gradient_applies(large, shape[-1] if fast_class is FastGradientConv2DTranspose
+                                             else filters, fast)  # the fast path is what is tested
+        inputs = tf.constant(rng.standard_normal(shape).astype(np.float32))
+        results = []
+        for layer in (fast, plain):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                outputs = layer(inputs)
+                upstream = tf.constant(np.random.default_rng(1).standard_normal(outputs.shape).astype(np.float32))
+                loss = tf.reduce_sum(outputs * upstream)
+            gradients = tape.gradient(loss, [inputs, layer.kernel, layer.bias])
+            results.append([outputs.numpy()] + [np.asarray(g) for g in gradients])
+        for name, ours, theirs in zip(("outputs", "input gradient", "kernel gradient", "bias gradient"), *results):
+            scale = np.abs(theirs).max()
+            assert scale > 0 and np.abs(ours - theirs).max() <= 1e-4 * scale, (fast_class.__name__, name)
+    # Elsewhere (the demo preset's and the tests' small layers) Keras's own kernels run.
+    assert not _fast_filter_gradient_applies((2, 64, 64, 16), 16, FastGradientConv2D(16, 3, strides=2, padding="same"))

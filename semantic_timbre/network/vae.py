@@ -165,12 +165,128 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
 
+def _space_to_depth_filter_gradient(inputs, output_gradient):
+    """The gradient of a 3x3, stride-2, "same" convolution's kernel: (3, 3, C_in, C_out).
+
+    `inputs` (N, H, W, C_in) with H and W even (so "same" pads none before), `output_gradient`
+    (N, H/2, W/2, C_out). Tap (kh, kw) = (2a + p, 2b + q) reads input pixel (2(oh + a) + p,
+    2(ow + b) + q): after space_to_depth (block 2) the four parities (p, q) are channels, so
+    every tap is a product of the rearranged inputs with the output gradient shifted by (a, b):
+    one matrix product (4 C_in x N H W) x (N H W x 4 C_out), of which 9 of the 16 blocks are
+    kept. The sums are Conv2DBackpropFilter's in another order (float32 round-off, 1e-5
+    relative); oneDNN's kernel for them ran at a fifth of the forward convolution's speed here.
+    """
+    import tensorflow as tf
+
+    channels, filters = int(inputs.shape[-1]), int(output_gradient.shape[-1])
+
+    def shifted(a, b):
+        y = output_gradient
+        if a:
+            y = tf.pad(y[:, :-a], [[0, 0], [a, 0], [0, 0], [0, 0]])
+        if b:
+            y = tf.pad(y[:, :, :-b], [[0, 0], [0, 0], [b, 0], [0, 0]])
+        return y
+
+    rearranged = tf.reshape(tf.nn.space_to_depth(inputs, 2), (-1, 4 * channels))  # columns (p, q, c)
+    shifts = tf.reshape(tf.concat([shifted(a, b) for a in (0, 1) for b in (0, 1)], axis=-1),
+                        (-1, 4 * filters))  # columns (a, b, filter)
+    blocks = tf.reshape(tf.matmul(rearranged, shifts, transpose_a=True), (2, 2, channels, 2, 2, filters))
+    taps = tf.reshape(tf.transpose(blocks, (3, 0, 4, 1, 2, 5)), (4, 4, channels, filters))  # (2a+p, 2b+q)
+    return taps[:3, :3]
+
+
+def _fast_filter_gradient_applies(large_shape, small_channels, layer) -> bool:
+    """Whether _space_to_depth_filter_gradient serves `layer`'s convolution between a large
+    tensor of `large_shape` (N, H, W, C) and a small one of `small_channels`: where it measured
+    faster than oneDNN's kernel (the thesis's 512- and 256-filter layers at full resolution;
+    on smaller ones oneDNN's is as fast or faster)."""
+    if keras.backend.backend() != "tensorflow" or layer.data_format != "channels_last" \
+            or layer.padding != "same" or tuple(layer.kernel_size) != (3, 3) or tuple(layer.strides) != (2, 2) \
+            or tuple(layer.dilation_rate) != (1, 1) or getattr(layer, "output_padding", None) is not None:
+        return False
+    _, height, width, channels = large_shape
+    return (height is not None and width is not None and height % 2 == 0 and width % 2 == 0
+            and height * width >= 4096 and channels >= 256 and small_channels >= 128)
+
+
+def _convolution_with_fast_filter_gradient(inputs, kernel):
+    """tf.nn.conv2d(inputs, kernel, 2, "SAME"), its kernel's gradient _space_to_depth_filter_gradient's."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def convolve(x, k):
+        def gradient(upstream):
+            x_gradient = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=k, out_backprop=upstream,
+                                                        strides=[1, 2, 2, 1], padding="SAME")
+            return x_gradient, tf.cast(_space_to_depth_filter_gradient(x, upstream), k.dtype)
+
+        return tf.nn.conv2d(x, k, strides=2, padding="SAME"), gradient
+
+    return convolve(inputs, kernel)
+
+
+def _transposed_convolution_with_fast_filter_gradient(inputs, kernel, filters):
+    """tf.nn.conv2d_transpose(inputs, kernel, 2, "SAME") to twice the height and width, its
+    kernel's gradient _space_to_depth_filter_gradient's (the output being the convolution's input)."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def convolve(x, k):
+        shape = tf.shape(x)
+        output_shape = tf.stack([shape[0], 2 * shape[1], 2 * shape[2], filters])
+
+        def gradient(upstream):
+            x_gradient = tf.nn.conv2d(upstream, k, strides=2, padding="SAME")
+            return x_gradient, tf.cast(_space_to_depth_filter_gradient(upstream, x), k.dtype)
+
+        outputs = tf.nn.conv2d_transpose(x, k, output_shape, strides=2, padding="SAME")
+        return tf.ensure_shape(outputs, (x.shape[0], 2 * x.shape[1], 2 * x.shape[2], filters)), gradient
+
+    return convolve(inputs, kernel)
+
+
+def _read(variable):
+    """A variable's value as a plain tensor (tf.custom_gradient takes tensors, not variables)."""
+    import tensorflow as tf
+
+    return tf.identity(variable.value if hasattr(variable, "value") else variable)
+
+
+@keras.saving.register_keras_serializable(package="semantic_timbre")
+class FastGradientConv2D(layers.Conv2D):
+    """Keras's Conv2D (same weights, same outputs) whose kernel's gradient is
+    _space_to_depth_filter_gradient's where that applies (the thesis's 512-filter layer's input)."""
+
+    def convolution_op(self, inputs, kernel):
+        if not _fast_filter_gradient_applies(tuple(inputs.shape), self.filters, self):
+            return super().convolution_op(inputs, kernel)
+        return _convolution_with_fast_filter_gradient(inputs, _read(kernel))
+
+
+@keras.saving.register_keras_serializable(package="semantic_timbre")
+class FastGradientConv2DTranspose(layers.Conv2DTranspose):
+    """Keras's Conv2DTranspose (same weights, same outputs) whose kernel's gradient is
+    _space_to_depth_filter_gradient's where that applies (the decoder's 256-filter layer)."""
+
+    def call(self, inputs):
+        batch, height, width, channels = tuple(inputs.shape)
+        large = (batch, None if height is None else 2 * height, None if width is None else 2 * width, self.filters)
+        if not _fast_filter_gradient_applies(large, channels, self):
+            return super().call(inputs)
+        outputs = _transposed_convolution_with_fast_filter_gradient(inputs, _read(self.kernel),
+                                                                    self.filters)
+        if self.use_bias:
+            outputs = ops.add(outputs, ops.reshape(self.bias, (1, 1, 1, self.filters)))
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
 def _build_encoder(input_shape, filters, kernels, strides, latent, names, seed, condition_size=0):
     spectrogram = keras.Input(shape=tuple(input_shape), name="input_1" if not condition_size else "spectrogram")
     inputs = spectrogram
     x = spectrogram
     for count, kernel, stride in zip(filters, kernels, strides):
-        x = layers.Conv2D(count, _pair(kernel), strides=_pair(stride), padding="same", name=names("conv2d"))(x)
+        x = FastGradientConv2D(count, _pair(kernel), strides=_pair(stride), padding="same", name=names("conv2d"))(x)
         x = layers.ReLU(name=names("re_lu"))(x)
         x = FusedBatchNormalization(name=names("batch_normalization"))(x)
     shape_before_bottleneck = tuple(int(size) for size in x.shape[1:])
@@ -196,8 +312,8 @@ def _upsample(x, filters, kernel, stride, upsampling, names):
     Checkerboard Artifacts").
     """
     if upsampling == "transposed":
-        return layers.Conv2DTranspose(filters, _pair(kernel), strides=_pair(stride), padding="same",
-                                      name=names("conv2d_transpose"))(x)
+        return FastGradientConv2DTranspose(filters, _pair(kernel), strides=_pair(stride), padding="same",
+                                           name=names("conv2d_transpose"))(x)
     if _pair(stride) != (1, 1):
         x = layers.UpSampling2D(_pair(stride), interpolation=upsampling, name=names("up_sampling2d"))(x)
     return layers.Conv2D(filters, _pair(kernel), padding="same", name=names("conv2d"))(x)
