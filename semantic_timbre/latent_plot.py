@@ -66,9 +66,9 @@ def reduce_to_2d(codes: np.ndarray, method: str = "tsne", random_state: int = 42
     Parameters
     ----------
     method : str
-        'tsne': openTSNE (exact neighbours and a Barnes-Hut gradient below 1,000 and 10,000
-        points, approximate neighbours and an FFT-interpolated gradient above: about linear
-        cost) with its defaults, which are scikit-learn's but for the number of iterations (PCA
+        'tsne': openTSNE (exact neighbours up to EXACT_NEIGHBOURS_MAX points, approximate
+        above; a Barnes-Hut gradient below 10,000 points, an FFT-interpolated one above: about
+        linear cost) with its defaults, which are scikit-learn's but for the number of iterations (PCA
         start, early exaggeration 12 for 250 iterations, 750 in all, not 1,000); one thread, so
         the points do not depend on the machine; 'tsne-sklearn': scikit-learn's TSNE with its defaults, as the thesis
         (about N log N, but slow: 91 s for 1,771 notes on 2 cores); 'pca': principal components.
