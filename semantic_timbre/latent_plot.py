@@ -16,11 +16,6 @@ METHODS = {"tsne": "tSNE", "tsne-sklearn": "tSNE", "pca": "PCA"}
 #: openTSNE iterations after its 250 of early exaggeration (openTSNE's default: 750 in all, where
 #: scikit-learn runs 1,000; the last ones cost the most and barely move the points).
 OPENTSNE_ITERATIONS = 500
-#: Up to this many points openTSNE finds each point's neighbours exactly (scikit-learn's brute-force
-#: search on one thread: 10 s for 17,710 codes of 128 values on 2 loaded cores, where Annoy's
-#: approximate search took 30 to 60 s; its cost grows as the square of the points, Annoy's about as
-#: N log N, so larger sets keep Annoy).
-EXACT_NEIGHBOURS_MAX = 50_000
 _SUFFIXES = {"all": "", "timbre": "_TimbreLabel", "magnitude": "_MagnitudeLabel", "pitch": "_PitchLabel"}
 _TITLES = {"all": "descriptor (colour), pitch (marker), magnitude (size)", "timbre": "descriptor",
            "magnitude": "magnitude", "pitch": "pitch"}
@@ -53,12 +48,6 @@ def tsne_perplexity(count: int, perplexity: float = 30.0) -> float:
     return perplexity
 
 
-def tsne_neighbours(count: int) -> str:
-    """openTSNE's neighbour search for `count` points: 'exact' up to EXACT_NEIGHBOURS_MAX, else
-    'annoy' (approximate)."""
-    return "exact" if count <= EXACT_NEIGHBOURS_MAX else "annoy"
-
-
 def reduce_to_2d(codes: np.ndarray, method: str = "tsne", random_state: int = 42,
                  perplexity: float = 30.0) -> np.ndarray:
     """Reduce latent codes (N, latent) to (N, 2).
@@ -66,9 +55,9 @@ def reduce_to_2d(codes: np.ndarray, method: str = "tsne", random_state: int = 42
     Parameters
     ----------
     method : str
-        'tsne': openTSNE (exact neighbours up to EXACT_NEIGHBOURS_MAX points, approximate
-        above; a Barnes-Hut gradient below 10,000 points, an FFT-interpolated one above: about
-        linear cost) with its defaults, which are scikit-learn's but for the number of iterations (PCA
+        'tsne': openTSNE (exact neighbours and a Barnes-Hut gradient below 1,000 and 10,000
+        points, approximate neighbours and an FFT-interpolated gradient above: about linear
+        cost) with its defaults, which are scikit-learn's but for the number of iterations (PCA
         start, early exaggeration 12 for 250 iterations, 750 in all, not 1,000); one thread, so
         the points do not depend on the machine; 'tsne-sklearn': scikit-learn's TSNE with its defaults, as the thesis
         (about N log N, but slow: 91 s for 1,771 notes on 2 cores); 'pca': principal components.
@@ -92,15 +81,10 @@ def reduce_to_2d(codes: np.ndarray, method: str = "tsne", random_state: int = 42
     elif method == "tsne":
         from openTSNE import TSNE
 
-        from threadpoolctl import threadpool_limits
-
-        # n_jobs=1: the same points on every machine and run (threads would sum in any order); the
-        # exact neighbours on one BLAS and OpenMP thread for the same reason.
-        tsne = TSNE(n_components=2, perplexity=tsne_perplexity(len(codes), perplexity), n_iter=OPENTSNE_ITERATIONS,
-                    random_state=random_state, n_jobs=1, neighbors=tsne_neighbours(len(codes)),
-                    initialization="pca" if codes.shape[1] >= 2 else "random")
-        with threadpool_limits(1):
-            points = np.asarray(tsne.fit(codes))
+        # n_jobs=1: the same points on every machine and run (threads would sum in any order).
+        points = np.asarray(TSNE(n_components=2, perplexity=tsne_perplexity(len(codes), perplexity),
+                                 n_iter=OPENTSNE_ITERATIONS, random_state=random_state, n_jobs=1,
+                                 initialization="pca" if codes.shape[1] >= 2 else "random").fit(codes))
     else:
         raise ValueError(f"unknown method '{method}': use one of {', '.join(METHODS)}")
     if points.shape[1] < 2:
@@ -126,7 +110,7 @@ def embedding_parameters(method: str, count: int, random_state: int = 42, perple
         package = "openTSNE" if method == "tsne" else "scikit-learn"
         parameters.update(perplexity=tsne_perplexity(count, perplexity), implementation=f"{package} {version(package)}")
         if method == "tsne":
-            parameters.update(iterations=OPENTSNE_ITERATIONS + 250, neighbours=tsne_neighbours(count))
+            parameters["iterations"] = OPENTSNE_ITERATIONS + 250
     return parameters
 
 
