@@ -45,7 +45,9 @@ from semantic_timbre import layout, safe_io  # noqa: E402
 RELEASE_NOTES = 275_310
 MAX_COPIES = 30  # 5 magnitudes x 6 strings per thesis note
 CLEAN_DESCRIPTORS = ("Fluttery", "Bright", "Crunch", "Dark", "Fuzz")
-MODEL_FILES = ("weights.h5", "parameters.json", "parameters.pkl")
+#: The model folder's files a user has after training (VAE.save writes the ONNX export beside the
+#: weights; a folder without parameters.pkl or the export has only the others linked).
+MODEL_FILES = ("weights.h5", "parameters.json", "parameters.pkl", "encoder.onnx", "decoder.onnx", "onnx.json")
 STEPS = ("preprocessing", "latent", "evaluation", "sample")
 VIEWS = ((), ("-timbre",), ("-magnitude",), ("-pitch",))
 
@@ -102,7 +104,8 @@ def build_set(source: Path, target: Path, count: int) -> int:
     with open(target / layout.MINMAX_DIR / layout.MINMAX_FILE_NAME, "wb") as handle:
         pickle.dump(new_min_max, handle, protocol=4)
     for name in MODEL_FILES:
-        os.link(source / layout.MODEL_DIR / name, target / layout.MODEL_DIR / name)
+        if (source / layout.MODEL_DIR / name).is_file():
+            os.link(source / layout.MODEL_DIR / name, target / layout.MODEL_DIR / name)
     return made
 
 

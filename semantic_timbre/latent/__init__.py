@@ -32,19 +32,31 @@ def encode_notes(vae, notes, spectrograms_dir=layout.SPECTROGRAMS_DIR, batch_siz
     -------
     codes : np.ndarray, shape (len(notes), latent), float32
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     from semantic_timbre.data.processed_data import load_spectrogram
 
     notes = list(notes)
     folder = Path(spectrograms_dir)
-    batch_seeds = np.random.SeedSequence(seed).spawn((len(notes) + batch_size - 1) // batch_size) \
-        if seed is not None else None
+    starts = range(0, len(notes), batch_size)
+    batch_seeds = np.random.SeedSequence(seed).spawn(len(starts)) if seed is not None else None
+
+    def read(start: int) -> np.ndarray:
+        return np.stack([load_spectrogram(folder / note.spectrogram_name) for note in notes[start:start + batch_size]])
+
     codes = []
-    with tqdm(total=len(notes), desc="encoding", unit="note", disable=not progress) as bar:
-        for index, start in enumerate(range(0, len(notes), batch_size)):
-            batch = np.stack([load_spectrogram(folder / note.spectrogram_name)
-                              for note in notes[start:start + batch_size]])
+    # One pass over the files, read one batch ahead on a second thread while the model encodes the
+    # current one (numpy's file reading and ONNX Runtime both release the GIL): the same batches in
+    # the same order, so the same codes.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-spectrograms") as reader, \
+            tqdm(total=len(notes), desc="encoding", unit="note", disable=not progress) as bar:
+        pending = reader.submit(read, starts[0]) if starts else None
+        for index, start in enumerate(starts):
+            batch = pending.result()
+            if index + 1 < len(starts):
+                pending = reader.submit(read, starts[index + 1])
             batch_seed = None if batch_seeds is None else int(batch_seeds[index].generate_state(1)[0])
             batch_conditions = None if conditions is None else conditions[start:start + batch_size]
             mu, _, z = vae.encode(batch, batch_size=batch_size, seed=batch_seed, conditions=batch_conditions)
