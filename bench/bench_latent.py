@@ -54,8 +54,9 @@ def profile(project: Path) -> dict[str, float]:
     matplotlib.use("Agg")
     import numpy as np
 
-    from semantic_timbre import latent_plot, processed_data
-    from semantic_timbre.inference import load_model
+    from semantic_timbre.latent import plot as latent_plot
+    from semantic_timbre.data import processed_data
+    from semantic_timbre.runtime.inference import load_model
     from semantic_timbre.latent import encode_notes
 
     timings = {}

@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-from semantic_timbre import processed_data
+from semantic_timbre.data import processed_data
 from semantic_timbre.latent import encode_notes
 
 
 def test_encode_notes_reading_ahead_gives_each_notes_own_code_in_order(trained_project):
-    from semantic_timbre.inference import OnnxModel
+    from semantic_timbre.runtime.inference import OnnxModel
 
     model = OnnxModel(trained_project / "model")
     folder = trained_project / "spectrograms"
@@ -34,7 +34,7 @@ def test_encode_notes_reading_ahead_gives_each_notes_own_code_in_order(trained_p
 
 
 def test_encode_notes_says_which_file_is_damaged_when_it_is_read_ahead(trained_project, tmp_path):
-    from semantic_timbre.inference import OnnxModel
+    from semantic_timbre.runtime.inference import OnnxModel
 
     folder = tmp_path / "spectrograms"
     shutil.copytree(trained_project / "spectrograms", folder)
@@ -46,7 +46,7 @@ def test_encode_notes_says_which_file_is_damaged_when_it_is_read_ahead(trained_p
 
 
 def test_onnx_sessions_do_not_spin(trained_project):
-    from semantic_timbre.inference import OnnxModel
+    from semantic_timbre.runtime.inference import OnnxModel
 
     model = OnnxModel(trained_project / "model")
     for session in (model._encoder, model._decoder):
