@@ -23,50 +23,26 @@ from pathlib import Path
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import importlib.util  # noqa: E402
+
 import numpy as np  # noqa: E402
 import tf_keras as keras  # noqa: E402
-from tf_keras import backend as K  # noqa: E402
+
+# The thesis's model as its Keras 2 code built it: the same rebuild bench/bench_training.py's
+# baseline trains (a script, not a package, so loaded from its file).
+_THESIS = Path(__file__).resolve().parent.parent / "bench" / "keras2_thesis_training.py"
+_spec = importlib.util.spec_from_file_location("keras2_thesis_training", _THESIS)
+thesis = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(thesis)
 
 PARAMETERS = [(512, 64, 1), (8, 8, 8, 8, 8), (3, 3, 3, 3, 3), (2, 2, 2, 2, (2, 1)), 8]
 
 
-def build(input_shape, conv_filters, conv_kernels, conv_strides, latent_space_dimension):
-    """The thesis's architecture, layer for layer in the thesis's order, with Keras 2's names."""
-    layers = keras.layers
-    encoder_input = layers.Input(shape=input_shape)
-    x = encoder_input
-    for filters, kernel, stride in zip(conv_filters, conv_kernels, conv_strides):
-        x = layers.Conv2D(filters, kernel, strides=stride, padding="same")(x)
-        x = layers.ReLU()(x)
-        x = layers.BatchNormalization()(x)
-    shape_before_bottleneck = K.int_shape(x)[1:]
-    x = layers.Flatten()(x)
-    mu = layers.Dense(latent_space_dimension, name="mu")(x)
-    log_variance = layers.Dense(latent_space_dimension, name="log_variance")(x)
-
-    def sample(arguments):
-        mean, log_var = arguments
-        return mean + K.exp(log_var / 2) * K.random_normal(shape=K.shape(mean))
-
-    z = layers.Lambda(sample)([mu, log_variance])
-    encoder = keras.Model(encoder_input, z, name="encoder")
-
-    decoder_input = layers.Input(shape=(latent_space_dimension,))
-    x = layers.Dense(int(np.prod(shape_before_bottleneck)))(decoder_input)
-    x = layers.Reshape(shape_before_bottleneck)(x)
-    for index in reversed(range(1, len(conv_filters))):
-        x = layers.Conv2DTranspose(conv_filters[index], conv_kernels[index], strides=conv_strides[index],
-                                   padding="same")(x)
-        x = layers.ReLU()(x)
-        x = layers.BatchNormalization()(x)
-    x = layers.Conv2DTranspose(1, conv_kernels[0], strides=conv_strides[0], padding="same")(x)
-    decoder_output = layers.Activation("sigmoid")(x)
-    decoder = keras.Model(decoder_input, decoder_output, name="decoder")
-
-    model_input = layers.Input(shape=input_shape)
-    model = keras.Model(model_input, decoder(encoder(model_input)), name="autoencoder")
-    moments = keras.Model(encoder_input, [mu, log_variance])
-    return model, moments, decoder
+def build(*parameters):
+    """(the autoencoder, a model of the encoder's mu and log_variance, the decoder)."""
+    model, mu, log_variance = thesis.build(keras, *parameters)
+    encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
+    return model, keras.Model(encoder.input, [mu, log_variance]), decoder
 
 
 def outputs(moments, decoder, x, z) -> dict:
