@@ -34,7 +34,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 from semantic_timbre import layout, safe_io  # noqa: E402
-from semantic_timbre.data import processed_data, spectrogram
+from semantic_timbre.data import processed_data, spectrogram  # noqa: E402
 from semantic_timbre.pipeline import invert  # noqa: E402
 
 ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
@@ -150,7 +150,8 @@ def main() -> int:
         run("train_timbre_generation_vae.py", "--preset", "demo", "--epochs", 1, "--spectrograms-dir",
             spectrograms_dir, "--model-dir", model_dir, cwd=work)
 
-    results = {"spectrograms": len(notes), "cpu_count": os.cpu_count()}
+    results = {"spectrograms": len(notes), "cpu_count": os.cpu_count(), "load_average_start": os.getloadavg()[0]}
+    print(f"load average at start: {results['load_average_start']:.2f} (other processes slow every figure)")
     if not arguments.skip_inversion:
         print(f"inverting {min(arguments.inversion_notes, len(notes))} notes both ways...", flush=True)
         results["inversion"] = bench_inversion(notes, spectrograms_dir, minmax_dir, arguments.inversion_notes,
@@ -174,6 +175,8 @@ def main() -> int:
                               "ratio_large_to_small": big["median_seconds"] / small["median_seconds"]}
         print(f"  median end to end: {small['median_seconds']:.2f} s on {len(notes)}, "
               f"{big['median_seconds']:.2f} s on {big_count} (x{results['latency']['ratio_large_to_small']:.2f})")
+    results["load_average_end"] = os.getloadavg()[0]
+    print(f"load average at the end: {results['load_average_end']:.2f}")
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     safe_io.write_bytes_atomic(arguments.output, (json.dumps(results, indent=1) + "\n").encode())
     print(f"wrote {arguments.output}")
