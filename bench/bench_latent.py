@@ -39,7 +39,7 @@ import bench_scale  # noqa: E402  (bench/, the script's folder)
 from _common import work_folder  # noqa: E402
 from semantic_timbre import layout  # noqa: E402
 
-DEFAULT_BASELINE = "48e2908"  # before issue 21's changes to the latent view
+DEFAULT_BASELINE = "48e2908"  # before the latent view's read-ahead encoding and ONNX Runtime settings
 VIEWS = bench_scale.VIEWS
 
 

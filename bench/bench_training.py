@@ -20,7 +20,7 @@
    process. Target: within 10% of each other and under 3 GB. Only with --memory.
 
 Usage: python bench/bench_training.py [--batch-size 64] [--rounds 5] [--warmup 1] [--steps 5] [--xla]
-       [--baseline-python /work/tf215/bin/python] [--quick] [--memory]
+       [--baseline-python ../tf215/bin/python] [--quick] [--memory]
 """
 
 from __future__ import annotations
@@ -283,7 +283,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--baseline-python", metavar="PATH",
                         help="Python of a venv with tensorflow-cpu 2.15 (Keras 2, as the thesis ran) for the "
-                             "baseline, e.g. /work/tf215/bin/python; absent or not given: ours with tf-keras")
+                             "baseline, e.g. ../tf215/bin/python; absent or not given: ours with tf-keras")
     parser.add_argument("--child", choices=("ours",), help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.child:

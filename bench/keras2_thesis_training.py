@@ -1,7 +1,7 @@
 """The baseline side of bench/bench_training.py: the thesis's training under Keras 2, in its own process.
 
 Runs with any Python that has TensorFlow: TensorFlow 2.15 or older (a separate venv, e.g.
-`python3.11 -m venv /work/tf215 && /work/tf215/bin/pip install tensorflow-cpu==2.15.1 "numpy<2"`),
+`python3.11 -m venv ../tf215 && ../tf215/bin/pip install tensorflow-cpu==2.15.1 "numpy<2"`),
 whose tf.keras is Keras 2 as the thesis ran it, or TensorFlow 2.16+ with tf-keras (Keras 2
 rebuilt for it, imported as tf_keras). It imports nothing of this project.
 
