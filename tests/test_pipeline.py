@@ -103,3 +103,10 @@ def test_the_pipelines_steps_are_the_single_samples(trained, tmp_path, parameter
     expected = limit_for_writing(audio, written[0], notice=lambda message: None)  # as it is written
     np.testing.assert_allclose(soundfile.read(str(written[0]))[0], expected, atol=2 ** -22)
     assert len(parameter_reads) == 1
+
+
+@pytest.mark.parametrize("runtime", ["auto", "tensorflow"])
+def test_a_latent_view_reads_the_model_parameters_once(trained, parameter_reads, runtime):
+    result = run_script("visualise_latent_space.py", "--method", "pca", "--no-html", "--runtime", runtime, cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert parameter_reads == [Path(layout.MODEL_DIR)], f"{len(parameter_reads)} reads"

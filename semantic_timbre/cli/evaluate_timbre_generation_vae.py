@@ -168,8 +168,8 @@ def evaluate(argv=None) -> int:
     held_out, split, no_held_out_reason = choose_held_out(arguments, notes)
     model_dirs = unique_folders(arguments.compare) if arguments.compare else [arguments.model_dir]
     # Every model folder and its notes' conditions, checked before TensorFlow starts.
-    conditions = {folder: conditions_for_model(folder, notes, audio_dir=arguments.audio_dir,
-                                               minmax_dir=arguments.minmax_dir, progress=True) for folder in model_dirs}
+    checked = {folder: conditions_for_model(folder, notes, audio_dir=arguments.audio_dir,
+                                            minmax_dir=arguments.minmax_dir, progress=True) for folder in model_dirs}
     judge = descriptor_judge(arguments)  # everything above is done before a model is loaded
     reports, used = {}, set()
     for folder in model_dirs:
@@ -183,7 +183,7 @@ def evaluate(argv=None) -> int:
         if arguments.compare:
             print(f"evaluating {folder}")
         reports[folder] = evaluate_folder(arguments, folder, output_dir, notes, min_max, held_out, split,
-                                          no_held_out_reason, judge, conditions[folder])
+                                          no_held_out_reason, judge, *checked[folder])
     if arguments.compare:
         from semantic_timbre.evaluation import comparison
 
@@ -209,12 +209,12 @@ def comparison_name(folder) -> str:
 
 
 def evaluate_folder(arguments, model_dir, output_dir, notes, min_max, held_out, split, no_held_out_reason, judge,
-                    conditions) -> dict:
+                    config, conditions) -> dict:
     """Evaluate the model in `model_dir`, write its report in `output_dir`, print it; return the report."""
     from semantic_timbre.evaluation.run import evaluate_model, write_evaluation
     from semantic_timbre.runtime.inference import load_model
 
-    vae = load_model(model_dir, arguments.runtime)
+    vae = load_model(model_dir, arguments.runtime, config=config)
     results, _ = evaluate_model(
         vae, notes, arguments.spectrograms_dir, min_max, held_out, seed=arguments.seed,
         griffin_lim_iterations=arguments.griffin_lim_iters, max_inverted_notes=arguments.inverted_notes,

@@ -63,10 +63,10 @@ def parse_arguments(argv):
     return arguments
 
 
-def embedding(arguments, notes, png: Path, conditions=None):
+def embedding(arguments, notes, png: Path, config, conditions=None):
     """The notes' 2-D points: from the cache beside `png` when it was computed from the same model
-    files, spectrograms, method and parameters; otherwise encoded (a conditioned model: each note
-    with its `conditions` row), reduced and cached."""
+    files, spectrograms, method and parameters; otherwise encoded by the model (`config`: its folder's
+    checked ModelConfig; a conditioned model: each note with its `conditions` row), reduced and cached."""
     from semantic_timbre.latent import plot as latent_plot
 
     from importlib.metadata import PackageNotFoundError
@@ -86,7 +86,7 @@ def embedding(arguments, notes, png: Path, conditions=None):
     from semantic_timbre.runtime.inference import load_model
     from semantic_timbre.latent import encode_notes
 
-    vae = load_model(arguments.model_dir, arguments.runtime)
+    vae = load_model(arguments.model_dir, arguments.runtime, config=config)
     codes = encode_notes(vae, notes, arguments.spectrograms_dir, batch_size=arguments.batch_size, use_mean=True,
                          conditions=conditions)
     print(f"reducing {len(notes)} latent codes to 2-D with {arguments.method}...", file=sys.stderr)
@@ -116,11 +116,11 @@ def main(argv=None) -> int:
     from semantic_timbre.network.conditioning import conditions_for_model
 
     # The model folder and each note's condition (a conditioned model) are checked before TensorFlow starts.
-    conditions = conditions_for_model(arguments.model_dir, notes, audio_dir=arguments.audio_dir,
+    config, conditions = conditions_for_model(arguments.model_dir, notes, audio_dir=arguments.audio_dir,
                                       minmax_dir=arguments.minmax_dir, progress=True,
                                       log=lambda line: print(line, file=sys.stderr))
     png = Path(arguments.output or latent_plot.plot_file_name(arguments.label, arguments.method))
-    points = embedding(arguments, notes, png, conditions)
+    points = embedding(arguments, notes, png, config, conditions)
     figure = latent_plot.plot_latent_space(points, notes, arguments.label, arguments.method)
     written = [latent_plot.save_figure(figure, png, dpi=arguments.dpi),
                latent_plot.write_coordinates_csv(png.with_suffix(".csv"), points, notes)]

@@ -71,9 +71,9 @@ class Explorer:
         self.griffin_lim_iters, self.method = griffin_lim_iters, method
         self.notes = processed_data.require_spectrograms(spectrograms_dir)
         self.min_max = processed_data.load_min_max(minmax_dir)
-        self.conditions = conditions_for_model(model_dir, self.notes, audio_dir=audio_dir, minmax_dir=minmax_dir,
-                                               progress=False)
-        self.model = inference.load_model(model_dir, runtime, log=log)
+        config, self.conditions = conditions_for_model(model_dir, self.notes, audio_dir=audio_dir,
+                                                       minmax_dir=minmax_dir, progress=False)
+        self.model = inference.load_model(model_dir, runtime, log=log, config=config)
         self.runtime = "tensorflow" if type(self.model).__name__ == "VAE" else "onnx"
         log(f"encoding {len(self.notes)} notes with {self.runtime}...")
         self.codes = encode_notes(self.model, self.notes, spectrograms_dir, progress=False, conditions=self.conditions)

@@ -30,10 +30,12 @@ def note_conditions(conditioning: Conditioning, notes, *, audio_dir=layout.AUDIO
 
 
 def conditions_for_model(model_dir, notes, *, audio_dir=layout.AUDIO_DIR, minmax_dir=layout.MINMAX_DIR,
-                         progress: bool = False, log=print) -> np.ndarray | None:
-    """The conditions of `notes` for the model in `model_dir` (None: it is not conditioned), read
-    from its parameters.json without TensorFlow, so that a missing condition is reported first."""
-    return note_conditions(check_model_config(model_dir).conditioning, notes, audio_dir=audio_dir,
-                           minmax_dir=minmax_dir, progress=progress, log=log)
+                         progress: bool = False, log=print):
+    """(the model folder's checked ModelConfig, the conditions of `notes` for it (None: it is not
+    conditioned)), read from its parameters.json without TensorFlow, so that a missing model or
+    condition is reported first; pass the config on to runtime.inference.load_model(config=)."""
+    config = check_model_config(model_dir)
+    return config, note_conditions(config.conditioning, notes, audio_dir=audio_dir, minmax_dir=minmax_dir,
+                                   progress=progress, log=log)
 
 
